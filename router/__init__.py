@@ -1,0 +1,1 @@
+"""Route clinical queries to human-written protocols and answer from them."""

@@ -1,0 +1,208 @@
+"""Load a protocol library from a folder, check it as a whole and locate each file in git."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import git
+
+from router.errors import LibraryError, Problem, ProtocolNotFound
+from router.parsing import parse_protocol
+from router.protocol import Protocol
+
+STARTER_LIBRARY = Path(__file__).resolve().parent.parent / "protocols"
+NOT_PROTOCOLS = {"README.md", "CHANGELOG.md", "TEMPLATE.md"}
+MAX_PROTOCOL_BYTES = 1_000_000
+
+
+@dataclass(frozen=True)
+class GitState:
+    """Where a library sits in git: the repository root, the commit at HEAD and the branch."""
+
+    root: Path
+    commit: str
+    branch: str | None  # None on a detached HEAD
+
+
+@dataclass
+class Library:
+    """A validated set of protocols read from one folder, with the problems found on the way."""
+
+    path: Path
+    protocols: dict[str, Protocol]
+    problems: list[Problem] = field(default_factory=list)
+    git: GitState | None = None
+    uncommitted: set[str] = field(default_factory=set)  # ids whose file differs from HEAD
+
+    def get(self, protocol_id: str) -> Protocol:
+        """Return the protocol with this id or raise ProtocolNotFound naming the known ids."""
+        try:
+            return self.protocols[protocol_id]
+        except KeyError:
+            known = ", ".join(sorted(self.protocols)) or "none"
+            raise ProtocolNotFound(
+                f"no protocol with id {protocol_id!r} in {self.path}; known ids: {known}"
+            ) from None
+
+    def commit_of(self, protocol_id: str) -> str | None:
+        """Return the commit that contains this protocol exactly as read, or None."""
+        if self.git is None or protocol_id in self.uncommitted:
+            return None
+        return self.git.commit
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [problem for problem in self.problems if problem.severity == "error"]
+
+
+def resolve_library_path(option: str | Path | None) -> Path:
+    """Choose the library folder: the option, then PROTOCOL_LIBRARY, then the starter library."""
+    chosen = option or os.environ.get("PROTOCOL_LIBRARY") or STARTER_LIBRARY
+    return Path(chosen).expanduser()
+
+
+def git_blob_sha(content: bytes) -> str:
+    """Return the SHA-1 that git gives a blob with this content."""
+    header = f"blob {len(content)}\0".encode()
+    return hashlib.sha1(header + content, usedforsecurity=False).hexdigest()
+
+
+def protocol_files(folder: Path) -> list[Path]:
+    """List the protocol files of a folder in a stable order."""
+    return sorted(
+        path
+        for path in folder.glob("*.md")
+        if path.name not in NOT_PROTOCOLS and not path.name.startswith((".", "_"))
+    )
+
+
+def load_library(option: str | Path | None = None, *, today: dt.date | None = None) -> Library:
+    """Read, validate and index every protocol file; raise LibraryError if none can be used.
+
+    Files with problems are left out and their problems kept in `Library.problems`, so
+    that one broken file is reported without hiding the rest of the library.
+    """
+    folder = resolve_library_path(option)
+    if not folder.exists():
+        raise LibraryError(f"protocol library {folder} does not exist: pass --library PATH or set PROTOCOL_LIBRARY")
+    if not folder.is_dir():
+        raise LibraryError(f"protocol library {folder} is not a folder: pass the folder that holds the .md files")
+
+    files = protocol_files(folder)
+    if not files:
+        raise LibraryError(f"protocol library {folder} holds no protocol files (*.md): run 'protocol init DIR' to start one")
+
+    state = find_git_state(folder)
+    committed = committed_blobs(state, folder)
+    library = Library(path=folder, protocols={}, git=state)
+    for path in files:
+        read_one(library, path, committed)
+
+    check_library(library, today or dt.date.today())
+    return library
+
+
+def read_one(library: Library, path: Path, committed: dict[str, str]) -> None:
+    """Parse one file into the library, or record why it was left out."""
+    label = str(path)
+    try:
+        content = path.read_bytes()
+    except OSError as error:
+        library.problems.append(Problem(label, 1, f"cannot read the file: {error.strerror}"))
+        return
+    if len(content) > MAX_PROTOCOL_BYTES:
+        library.problems.append(Problem(label, 1, f"file is larger than {MAX_PROTOCOL_BYTES} bytes: split it"))
+        return
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = content[: error.start].count(b"\n") + 1
+        library.problems.append(Problem(label, line, "not valid UTF-8 text: save the file as UTF-8"))
+        return
+
+    protocol, problems = parse_protocol(path, text.replace("\r\n", "\n"), label)
+    library.problems.extend(problems)
+    if protocol is None:
+        return
+
+    blob = git_blob_sha(content)
+    protocol = protocol.model_copy(update={"blob_sha": blob})
+    if path.name != f"{protocol.id}.md":
+        library.problems.append(
+            Problem(label, 2, f"file name does not match id {protocol.id!r}: rename it to {protocol.id}.md", "warning")
+        )
+    if protocol.id in library.protocols:
+        first = library.protocols[protocol.id].path
+        library.problems.append(Problem(label, 2, f"duplicate id {protocol.id!r} (also in {first}): give each protocol its own id"))
+        return
+
+    library.protocols[protocol.id] = protocol
+    if library.git is not None and committed.get(path.name) != blob:
+        library.uncommitted.add(protocol.id)
+
+
+def find_git_state(folder: Path) -> GitState | None:
+    """Return the git state of the repository holding `folder`, or None outside git."""
+    try:
+        repo = git.Repo(folder, search_parent_directories=True)
+        commit = repo.head.commit.hexsha
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
+        # ValueError: a repository with no commit yet has no HEAD to cite.
+        return None
+    branch = None if repo.head.is_detached else repo.active_branch.name
+    return GitState(root=Path(repo.working_tree_dir or folder).resolve(), commit=commit, branch=branch)
+
+
+def committed_blobs(state: GitState | None, folder: Path) -> dict[str, str]:
+    """Map each file name in `folder` to its blob SHA at HEAD."""
+    if state is None:
+        return {}
+    repo = git.Repo(state.root)
+    relative = folder.resolve().relative_to(state.root)
+    tree = repo.head.commit.tree
+    try:
+        subtree = tree / relative.as_posix() if relative.parts else tree
+    except KeyError:
+        return {}
+    return {blob.name: blob.hexsha for blob in subtree.blobs}
+
+
+def check_library(library: Library, today: dt.date) -> None:
+    """Add the problems that only show across files: links, shared aliases, review dates."""
+    protocols = library.protocols
+    for protocol in protocols.values():
+        label = protocol.path
+        for other in protocol.meta.confusable_with:
+            if other not in protocols:
+                library.problems.append(Problem(label, 2, f"confusable_with names unknown id {other!r}: fix the id or add that protocol"))
+            elif protocol.id not in protocols[other].meta.confusable_with:
+                library.problems.append(
+                    Problem(label, 2, f"confusable_with names {other!r}, but {other!r} does not name {protocol.id!r}: add it there", "warning")
+                )
+        if protocol.meta.review_due < today:
+            library.problems.append(
+                Problem(label, 2, f"review_due {protocol.meta.review_due} is in the past: review the protocol and update the dates", "warning")
+            )
+        if not protocol.meta.keywords and not protocol.meta.aliases:
+            library.problems.append(
+                Problem(label, 2, "no keywords and no aliases: the router can only reach this protocol by its title", "warning")
+            )
+
+    report_shared_aliases(library)
+
+
+def report_shared_aliases(library: Library) -> None:
+    """Report an alias that two protocols both claim, since it cannot route to either alone."""
+    owners: dict[str, str] = {}
+    for protocol in library.protocols.values():
+        names = {name.casefold() for name in (protocol.meta.title, *protocol.meta.aliases)}
+        for name in sorted(names):
+            if name in owners and owners[name] != protocol.id:
+                library.problems.append(
+                    Problem(protocol.path, 2, f"alias {name!r} is also used by {owners[name]!r}: keep it in one protocol")
+                )
+            owners.setdefault(name, protocol.id)

@@ -1,0 +1,200 @@
+"""CLI tests through typer's CliRunner: exit codes, stdout and stderr kept apart, --json shapes."""
+
+from __future__ import annotations
+
+import json
+
+import git
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+from tests.conftest import STARTER, protocol_text, write_library
+
+runner = CliRunner()
+
+
+def invoke(*args: str, input: str | None = None):
+    return runner.invoke(app, list(args), input=input)
+
+
+@pytest.fixture
+def library(tmp_path):
+    files = {
+        "alpha.md": protocol_text("alpha", keywords="\n  - any: [demo finding]", aliases="[alpha syndrome]"),
+        "beta.md": protocol_text("beta", keywords="\n  - any: [other finding]"),
+    }
+    return write_library(tmp_path / "lib", files, commit=True)
+
+
+def test_check_valid_library_exits_zero(library):
+    result = invoke("check", str(library))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "2 protocols valid, 0 errors, 0 warnings"
+
+
+def test_check_reports_path_line_and_exits_one(tmp_path):
+    folder = write_library(tmp_path / "lib", {"bad.md": protocol_text("bad").replace("owner: test team", "owner:\ttest team")})
+    result = invoke("check", str(folder))
+    assert result.exit_code == 1
+    assert f"{folder / 'bad.md'}:6: tab character in the front matter" in result.stdout
+
+
+def test_check_json_lists_problems(tmp_path):
+    folder = write_library(tmp_path / "lib", {"a.md": protocol_text("same"), "b.md": protocol_text("same")})
+    result = invoke("check", str(folder), "--json")
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert data["ok"] is False
+    assert any("duplicate id" in problem["message"] for problem in data["problems"])
+
+
+def test_check_missing_folder_is_clear_error(tmp_path):
+    result = invoke("check", str(tmp_path / "nowhere"))
+    assert result.exit_code == 1
+    assert "does not exist" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_check_starter_library_passes():
+    result = invoke("check", str(STARTER))
+    assert result.exit_code == 0, result.output
+
+
+def test_list_json_has_commit(library):
+    result = invoke("list", "--library", str(library), "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    head = git.Repo(library).head.commit.hexsha
+    assert [item["id"] for item in data] == ["alpha", "beta"]
+    assert {item["commit"] for item in data} == {head}
+
+
+def test_list_uses_environment_library(library, monkeypatch):
+    monkeypatch.setenv("PROTOCOL_LIBRARY", str(library))
+    result = invoke("list")
+    assert result.exit_code == 0, result.output
+    assert "alpha" in result.stdout
+
+
+def test_show_prints_body_and_sources(library):
+    result = invoke("show", "alpha", "--library", str(library))
+    assert result.exit_code == 0, result.output
+    assert "alpha@1.0" in result.stdout
+    assert "A named public source" in result.stdout
+    assert "1. Do the first thing." in result.stdout
+
+
+def test_show_unknown_id_names_known_ids(library):
+    result = invoke("show", "gamma", "--library", str(library))
+    assert result.exit_code == 1
+    assert "no protocol with id 'gamma'" in result.stderr
+    assert "alpha, beta" in result.stderr
+
+
+def test_route_json_has_scores_and_reasons(library):
+    result = invoke("route", "DEMO FINDING today", "--library", str(library), "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [candidate["id"] for candidate in data["candidates"]] == ["alpha"]
+    assert data["candidates"][0]["score"] > 0
+    assert data["candidates"][0]["reasons"]
+
+
+@pytest.mark.parametrize("query", ["", "   ", "???", "\n\n"], ids=["empty", "spaces", "punctuation", "newlines"])
+def test_route_junk_is_no_match(library, query):
+    result = invoke("route", query, "--library", str(library), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["no_match"] is True
+
+
+def test_route_reads_stdin(library):
+    result = invoke("route", "-", "--library", str(library), "--json", input="demo finding")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["candidates"][0]["id"] == "alpha"
+
+
+def test_route_huge_query_does_not_crash(library):
+    query = "filler words " * 20000 + " demo finding"
+    result = invoke("route", query, "--library", str(library), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["candidates"][0]["id"] == "alpha"
+
+
+def test_outside_git_warns_on_stderr(tmp_path):
+    folder = write_library(tmp_path / "lib", {"alpha.md": protocol_text("alpha")})
+    result = invoke("list", "--library", str(folder))
+    assert result.exit_code == 0
+    assert "not in a git repository" in result.stderr
+    assert "not in a git repository" not in result.stdout
+
+
+def test_init_creates_repository_with_starter(tmp_path):
+    target = tmp_path / "team-library"
+    result = invoke("init", str(target), "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    repo = git.Repo(target)
+    assert repo.head.commit.hexsha == data["commit"]
+    assert data["protocols"] >= 16
+    assert invoke("check", str(target)).exit_code == 0
+
+
+def test_init_refuses_non_empty_folder(tmp_path):
+    (tmp_path / "x.txt").write_text("keep me")
+    result = invoke("init", str(tmp_path))
+    assert result.exit_code == 1
+    assert "not empty" in result.stderr
+    assert (tmp_path / "x.txt").read_text() == "keep me"
+
+
+def test_model_missing_file_is_one_sentence(tmp_path):
+    result = invoke("model", "--model", str(tmp_path / "missing.gguf"))
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: model file")
+    assert "not found" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_model_not_gguf_is_rejected(tmp_path):
+    fake = tmp_path / "fake.gguf"
+    fake.write_bytes(b"not a model")
+    result = invoke("model", "--model", str(fake))
+    assert result.exit_code == 1
+    assert "not a GGUF file" in result.stderr
+
+
+def test_truncated_model_fails_cleanly_on_ask(tmp_path, library, require_model):
+    truncated = tmp_path / "truncated.gguf"
+    with require_model.open("rb") as source:
+        truncated.write_bytes(source.read(4 << 20))
+    result = invoke("ask", "demo finding", "--library", str(library), "--model", str(truncated))
+    assert result.exit_code == 1
+    assert "could not load" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_corrupt_default_model_gives_fix(data_home, tmp_path, require_model):
+    link = data_home / "models" / require_model.name
+    link.unlink()
+    link.write_bytes(b"GGUF" + b"\0" * 1000)
+    result = invoke("model")
+    assert result.exit_code == 1
+    assert "corrupt or truncated" in result.stderr
+    assert "protocol model install --force" in result.stderr
+
+
+def test_model_shows_path_hash_and_size(require_model):
+    result = invoke("model", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["sha256"] == "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+    assert data["size"] == require_model.stat().st_size
+    assert data["source"] == "default"
+
+
+def test_log_empty_then_json(library):
+    result = invoke("log")
+    assert result.exit_code == 0
+    assert "No answers recorded yet." in result.stdout
+    assert json.loads(invoke("log", "--json").stdout) == []
