@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from router import views
+from router.console import consoles, fail, print_json
 from router.errors import LibraryError, RouterError
 
 app = typer.Typer(
@@ -33,28 +32,7 @@ ModelOption = Annotated[
     typer.Option("--model", "-m", help="GGUF model file (default: PROTOCOL_MODEL, then the installed default model)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
-PIPE_WIDTH = 4096  # columns when piped: citations and dose lines are never wrapped
 QueryArgument = Annotated[str, typer.Argument(help="The clinical query, quoted; '-' reads it from standard input.")]
-
-
-def consoles() -> tuple[Console, Console]:
-    """Create the stdout and stderr consoles for one invocation; no wrapping and no number highlighting."""
-    out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else PIPE_WIDTH)
-    err = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else PIPE_WIDTH)
-    return out, err
-
-
-def fail(error: RouterError, err: Console) -> NoReturn:
-    """Print a library error as one message (and its problems) and exit with code 1."""
-    err.print(f"Error: {escape(str(error))}")
-    if isinstance(error, LibraryError):
-        for problem in error.problems:
-            err.print(escape(str(problem)))
-    raise typer.Exit(1)
-
-
-def print_json(out: Console, data: Any) -> None:
-    out.print_json(json.dumps(data, ensure_ascii=False, default=str), highlight=False)
 
 
 def read_query(query: str) -> str:

@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.progress import Progress
 
 from router import audit
+from router.console import print_json
 from router.evaluate import CaseResult, EvalReport, evaluate, load_cases
 from router.errors import LibraryError, Problem, RouterError
 from router.library import STARTER_LIBRARY, Library, load_library, protocol_files
@@ -240,9 +241,7 @@ def install_model(force: bool) -> ModelInfo:
 def print_model(info: ModelInfo, out: Console, json_output: bool) -> None:
     data = {"name": info.name, "path": str(info.path), "source": info.source, "sha256": info.sha256, "size": info.size}
     if json_output:
-        import json
-
-        out.print_json(json.dumps(data), highlight=False)
+        print_json(out, data)
         return
     out.print(f"model:  {info.name} ({info.source})")
     out.print(f"path:   {info.path}")
