@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -40,6 +41,43 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     """
     ALTER TABLE answers ADD COLUMN probe_json TEXT;
+    """,
+    """
+    CREATE TABLE feedback (
+        id TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        answer_id TEXT NOT NULL REFERENCES answers (id),
+        kind TEXT NOT NULL,
+        expected_json TEXT NOT NULL,
+        comment TEXT NOT NULL,
+        author TEXT
+    );
+    CREATE INDEX feedback_answer_id ON feedback (answer_id);
+    """,
+    """
+    CREATE TABLE proposals (
+        id TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        feedback_id TEXT NOT NULL REFERENCES feedback (id),
+        kind TEXT NOT NULL,
+        repo_root TEXT NOT NULL,
+        library_path TEXT NOT NULL,
+        branch TEXT NOT NULL,
+        base_commit TEXT NOT NULL,
+        proposed_commit TEXT NOT NULL,
+        protocol_ids_json TEXT NOT NULL,
+        paths_json TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        analysis TEXT NOT NULL,
+        replay_json TEXT,
+        status TEXT NOT NULL DEFAULT 'pending',
+        decided_at TEXT,
+        reviewer TEXT,
+        reason TEXT,
+        merge_commit TEXT
+    );
+    CREATE INDEX proposals_status ON proposals (status);
+    CREATE INDEX proposals_feedback_id ON proposals (feedback_id);
     """,
 )
 
@@ -166,6 +204,8 @@ def recent_records(limit: int = 20, path: Path | None = None) -> list[AnswerReco
 
 def get_record(answer_id: str, path: Path | None = None) -> AnswerRecord:
     """Return one record by id (a unique prefix is enough) or raise AuditError."""
+    if not re.fullmatch(r"[0-9a-f]{4,32}", answer_id):
+        raise AuditError(f"invalid answer id {answer_id!r}: use the hexadecimal id that 'protocol log' shows")
     with connect(path) as connection:
         rows = connection.execute("SELECT * FROM answers WHERE id LIKE ? || '%' LIMIT 2", (answer_id,)).fetchall()
     if not rows:

@@ -47,6 +47,7 @@ class CaseResult:
     chosen: list[str]
     ambiguous: bool
     source: str
+    fallback: bool = False  # the model's reply was unusable and the rule result was used
 
     @property
     def exact(self) -> bool:
@@ -80,6 +81,7 @@ class CaseResult:
             "chosen": self.chosen,
             "ambiguous": self.ambiguous,
             "source": self.source,
+            "fallback": self.fallback,
             "passed": self.passed,
             "violations": self.violations,
         }
@@ -164,7 +166,13 @@ def evaluate(
     results = []
     for case in cases:
         decision, choice = route_and_choose(cut_query(case.query).text, library, index, model)
-        result = CaseResult(case=case, chosen=choice.ids, ambiguous=decision.ambiguous, source=choice.source)
+        result = CaseResult(
+            case=case,
+            chosen=choice.ids,
+            ambiguous=decision.ambiguous,
+            source=choice.source,
+            fallback=choice.notice is not None,
+        )
         results.append(result)
         if on_case:
             on_case(result)
@@ -192,7 +200,7 @@ def totals(results: list[CaseResult]) -> dict[str, Any]:
         "no_match_precision": ratio(sum(not result.case.expected for result in predicted_none), len(predicted_none)),
         "no_match_recall": ratio(sum(not result.chosen and not result.ambiguous for result in actual_none), len(actual_none)),
         "forbidden_violations": sum(bool(result.violations) for result in results),
-        "model_fallbacks": sum(result.source == "rules" for result in results),
+        "model_fallbacks": sum(result.fallback for result in results),
     }
 
 

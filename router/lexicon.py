@@ -1,4 +1,4 @@
-"""The words the router knows: abbreviations, brand names and stop words.
+"""The router's vocabulary: abbreviations, brand names and stop words.
 
 Protocol front matter supplies most of it; a small built-in table covers clinical
 shorthand that belongs to no single protocol (pt, K+, RR, IN).
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from router.protocol import Protocol
 
+TOKEN_PATTERN = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?")
 SHORT_FORM_LETTERS = 2  # short forms this short must match their written case ("IN", not "in")
 
 
@@ -37,23 +38,30 @@ class LexiconAbbreviation:
     exclude_context: tuple[str, ...] = ()
     before_number: bool = False  # in any case when a number follows ("k 7.1", "K+ 6.8")
 
-    def matches(self, folded: str, raw: str, tokens: list[str]) -> bool:
-        """Return whether the short form is in the query and its context allows it."""
-        letters = sum(char.isalpha() for char in self.short)
+    def matches(self, folded: str, raw: str, context: str) -> bool | None:
+        """Return True when the short form counts, False when its context rules it out, None when absent.
+
+        `folded` is the query after negation was removed, so a negated short form is absent.
+        `context` is the query before that, because the setting counts even where negated.
+        """
         if self.before_number:
             pattern = r"(?<![a-z0-9])" + re.escape(fold(self.short)) + r"\s*(?:of|=|:|is|was)?\s*\d"
             found = re.search(pattern, folded) is not None
-        elif letters <= SHORT_FORM_LETTERS:
+        elif sum(char.isalpha() for char in self.short) <= SHORT_FORM_LETTERS:
             found = bounded(self.short).search(raw) is not None
         else:
             found = bounded(fold(self.short)).search(folded) is not None
         if not found:
-            return False
+            return None
 
-        words = set(tokens)
-        if any(has_term(folded, words, term) for term in self.exclude_context):
+        words = set(TOKEN_PATTERN.findall(context))
+        if any(has_term(context, words, term) for term in self.exclude_context):
             return False
-        return not self.context or any(has_term(folded, words, term) for term in self.context)
+        return not self.context or any(has_term(context, words, term) for term in self.context)
+
+    def written_in(self, raw: str) -> bool:
+        """Return whether the raw query contains the short form exactly as written (case included)."""
+        return bounded(self.short).search(raw) is not None
 
 
 def has_term(folded: str, words: set[str], term: str) -> bool:
@@ -93,7 +101,7 @@ STOPWORDS = frozenset(
     und mit fur von ist bei ein eine""".split()
 )
 
-NEGATION_EXEMPT = ("improv", "respon", "better", "sure", "known", "change", "more", "longer", "only", "clear")
+NEGATION_EXEMPT = ("improv", "respon", "better", "sure", "known", "change", "more", "longer", "only", "clear", "regain")
 
 
 class Lexicon:

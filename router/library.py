@@ -10,6 +10,7 @@ from pathlib import Path
 
 import git
 
+from router.cache import ParseCache
 from router.errors import LibraryError, Problem, ProtocolNotFound
 from router.parsing import parse_protocol
 from router.protocol import Protocol
@@ -99,14 +100,16 @@ def load_library(option: str | Path | None = None, *, today: dt.date | None = No
     state = find_git_state(folder)
     committed = committed_blobs(state, folder)
     library = Library(path=folder, protocols={}, git=state)
+    cache = ParseCache(folder)
     for path in files:
-        read_one(library, path, committed)
+        read_one(library, path, committed, cache)
+    cache.save()
 
     check_library(library, today or dt.date.today())
     return library
 
 
-def read_one(library: Library, path: Path, committed: dict[str, str]) -> None:
+def read_one(library: Library, path: Path, committed: dict[str, str], cache: ParseCache) -> None:
     """Parse one file into the library, or record why it was left out."""
     label = str(path)
     try:
@@ -124,13 +127,19 @@ def read_one(library: Library, path: Path, committed: dict[str, str]) -> None:
         library.problems.append(Problem(label, line, "not valid UTF-8 text: save the file as UTF-8"))
         return
 
-    protocol, problems = parse_protocol(path, text.replace("\r\n", "\n"), label)
+    blob = git_blob_sha(content)
+    cached = cache.get(path.name, blob)
+    if cached is None or cached[0] is not None and cached[0].path != label:
+        protocol, problems = parse_protocol(path, text.replace("\r\n", "\n"), label)
+        if protocol is not None:
+            protocol = protocol.model_copy(update={"blob_sha": blob})
+        cache.put(path.name, blob, (protocol, problems))
+    else:
+        protocol, problems = cached
+
     library.problems.extend(problems)
     if protocol is None:
         return
-
-    blob = git_blob_sha(content)
-    protocol = protocol.model_copy(update={"blob_sha": blob})
     if path.name != f"{protocol.id}.md":
         library.problems.append(
             Problem(label, 2, f"file name does not match id {protocol.id!r}: rename it to {protocol.id}.md", "warning")

@@ -18,7 +18,7 @@ TEMPLATE_TOKEN = re.compile(r"<\|[^|>]{0,40}\|>|</?s>|\[/?INST\]")
 TOKEN = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?")
 WORD_BOUNDARY = r"(?<![a-z0-9]){}(?![a-z0-9])"
 
-# "39,5" is a comma decimal; "25,000" is a thousands separator.
+# "39,5" is a comma decimal, but "25,000" is a thousands separator.
 COMMA_DECIMAL = re.compile(r"(?<=\d),(?=\d{1,2}(?!\d))")
 THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 TEMPERATURE = re.compile(r"(?P<value>\d{2,3}(?:\.\d+)?)\s*(?:°|º|deg(?:rees?)?)?\s*(?P<unit>[fc])(?![a-z])")
@@ -37,7 +37,14 @@ NEGATION_BEFORE = re.compile(
 NEGATION_AFTER = re.compile(
     r"(?P<scope>[a-z][a-z0-9 /\-]{0,40}?)(?:\s*:\s*(?:none|no|negative|neg|absent|nil)|\s+(?:negative|absent|denied))(?![a-z0-9])"
 )
-SCOPE_END = re.compile(r"\s(?:but|however|and now|yet|although|pero|aber)\s")
+# Text addressed to the model rather than a clinical question. Such a query is never routed.
+INSTRUCTIONS = re.compile(
+    r"ignore (?:all |any |the |your )?(?:previous|prior|above|earlier|protocol|system)|"
+    r"(?:^|[\s.;])system\s*:|<\s?\|\s?im_start|\[\s?inst\s?\]|<\s?/?s>|"
+    r"(?:print|reveal|show|repeat) (?:me )?(?:the |your )?(?:system prompt|hidden|instructions|api key)|"
+    r"you are (?:now |in )?(?:an? )?(?:admin|developer|jailbr)|admin mode|answer from your own knowledge"
+)
+SCOPE_END = re.compile(r"\s(?:but|however|and now|yet|although|pero|aber|[-–])\s")
 
 
 @dataclass
@@ -50,6 +57,7 @@ class NormalizedQuery:
     negated: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     expansions: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, short form, meaning)
+    instructions: bool = False  # the query contains text addressed to the model
 
     @property
     def is_empty(self) -> bool:
@@ -145,14 +153,23 @@ def remove_negated(text: str, lexicon: Lexicon, negated: list[str]) -> str:
     return NEGATION_AFTER.sub(after, text)
 
 
-def expand_abbreviations(text: str, raw: str, lexicon: Lexicon, expansions: list[tuple[str, str, str]]) -> str:
-    """Append the meaning of abbreviations and brand names found in the query."""
-    tokens = TOKEN.findall(text)
+def expand_abbreviations(
+    text: str, context: str, raw: str, lexicon: Lexicon, expansions: list[tuple[str, str, str]]
+) -> str:
+    """Append the meaning of abbreviations and brand names found in the query.
+
+    A short form written as such ("MH", not "mh") whose context rules it out ("MH" beside
+    "suicidal") is removed from the text, so that aliases containing it ("MH crisis") cannot
+    match either.
+    """
     added: list[str] = []
     for abbreviation in lexicon.abbreviations:
-        if abbreviation.matches(text, raw, tokens):
+        verdict = abbreviation.matches(text, raw, context)
+        if verdict:
             added.append(abbreviation.expansion)
             expansions.append(("abbreviation", abbreviation.short, abbreviation.expansion))
+        elif verdict is False and len(abbreviation.short) > 1 and abbreviation.written_in(raw):
+            text = re.sub(WORD_BOUNDARY.format(re.escape(abbreviation.short.casefold())), " ", text)
     for brand, generic in lexicon.brands.items():
         if re.search(WORD_BOUNDARY.format(re.escape(brand)), text):
             added.append(generic)
@@ -169,10 +186,14 @@ def normalize_query(raw: str, lexicon: Lexicon) -> NormalizedQuery:
     expansions: list[tuple[str, str, str]] = []
 
     cleaned = clean_text(raw)
+    instructions = INSTRUCTIONS.search(fold_text(cleaned)) is not None
+    if instructions:
+        notes.append("the query contains instructions addressed to the model, so it was not routed: ask a clinical question")
     text = normalize_numbers(fold_text(cleaned))
     text = normalize_units(text, notes)
+    context = text
     text = remove_negated(text, lexicon, negated)
-    text = expand_abbreviations(text, cleaned, lexicon, expansions)
+    text = expand_abbreviations(text, context, cleaned, lexicon, expansions)
 
     tokens = [token for token in TOKEN.findall(text) if token not in lexicon.stopwords]
     return NormalizedQuery(
@@ -182,4 +203,5 @@ def normalize_query(raw: str, lexicon: Lexicon) -> NormalizedQuery:
         negated=negated,
         notes=notes,
         expansions=expansions,
+        instructions=instructions,
     )

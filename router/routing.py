@@ -7,6 +7,7 @@ library's own vocabulary with rapidfuzz before matching, never across a hypo-/hy
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -23,10 +24,10 @@ FUZZY_CUTOFF = 85  # rapidfuzz ratio (0-100) for a misspelt word to count as a k
 MIN_FUZZY_LENGTH = 5  # shorter words are never corrected: "K" must not become anything
 MAX_NGRAM = 4
 PHRASE_WEIGHT = 2.0
-DRUG_WEIGHT = 1.0
-TITLE_WORD_WEIGHT = 0.5
+DRUG_WEIGHT = 0.5  # a drug named alone is not enough to make a candidate
+TITLE_WORD_WEIGHT = 1.0
 FUZZY_DISCOUNT = 0.8
-RULE_CHOICE_SHARE = 0.6  # the rule result keeps candidates within this share of the top score
+RULE_CHOICE_SHARE = 0.5  # the rule result keeps candidates within this share of the top score
 AMBIGUOUS_SHARE = 0.75
 SHORT_QUERY_WORDS = 2
 OPPOSITE_PREFIXES = (("hypo", "hyper"), ("hyper", "hypo"))
@@ -94,6 +95,10 @@ class RouteIndex:
 
         self.vocabulary = sorted(word for word in vocabulary if len(word) >= MIN_FUZZY_LENGTH and not word.isdigit())
         self.vocabulary_set = set(vocabulary)
+        self.words_by_length: dict[int, list[str]] = defaultdict(list)
+        for word in self.vocabulary:
+            self.words_by_length[len(word)].append(word)
+        self.corrections: dict[str, str | None] = {}  # cache: query word -> known word
 
     def _index_protocol(self, protocol: Protocol, vocabulary: set[str]) -> None:
         meta = protocol.meta
@@ -119,12 +124,25 @@ class RouteIndex:
 
 
 def ngrams(tokens: list[str]) -> set[str]:
-    """Return every run of one to MAX_NGRAM tokens, joined by spaces."""
+    """Return every run of one to MAX_NGRAM tokens, joined by spaces, plus plural forms of words."""
     grams = set()
     for size in range(1, MAX_NGRAM + 1):
         for start in range(len(tokens) - size + 1):
             grams.add(" ".join(tokens[start : start + size]))
+    for token in tokens:
+        grams.update(number_forms(token))
     return grams
+
+
+def number_forms(word: str) -> tuple[str, ...]:
+    """Return the singular or plural forms of a word, so "seizure" matches "seizures"."""
+    if len(word) < 5 or not word.isalpha():
+        return ()
+    if word.endswith("es"):
+        return (word[:-1], word[:-2])
+    if word.endswith("s"):
+        return (word[:-1],)
+    return (word + "s", word + "es")
 
 
 def correct_spelling(tokens: list[str], index: RouteIndex) -> tuple[list[str], list[str]]:
@@ -142,19 +160,34 @@ def correct_spelling(tokens: list[str], index: RouteIndex) -> tuple[list[str], l
 
 
 def closest_known_word(token: str, index: RouteIndex) -> str | None:
-    """Return the known word that a misspelt or truncated token most likely means."""
+    """Return the known word that a misspelt or truncated token most likely means (cached)."""
     if len(token) < MIN_FUZZY_LENGTH or token in index.vocabulary_set or token in index.lexicon.stopwords:
         return None
     if any(char.isdigit() for char in token):
         return None
+    if token not in index.corrections:
+        index.corrections[token] = find_known_word(token, index)
+    return index.corrections[token]
 
-    candidates = [word for word in index.vocabulary if abs(len(word) - len(token)) <= 2 and not crosses_prefix(token, word)]
-    match = process.extractOne(token, candidates, scorer=fuzz.ratio, processor=None, score_cutoff=FUZZY_CUTOFF)
+
+def find_known_word(token: str, index: RouteIndex) -> str | None:
+    """Search the vocabulary: first a close spelling, then a unique word that the token begins."""
+    nearby = [
+        word
+        for length in range(len(token) - 2, len(token) + 3)
+        for word in index.words_by_length.get(length, ())
+        if not crosses_prefix(token, word)
+    ]
+    match = process.extractOne(token, nearby, scorer=fuzz.ratio, processor=None, score_cutoff=FUZZY_CUTOFF)
     if match:
         return match[0]
 
     # A truncated word ("malig", "anaph") stands for the one known word it begins.
-    prefixed = [word for word in index.vocabulary if word.startswith(token) and not crosses_prefix(token, word)]
+    start = bisect.bisect_left(index.vocabulary, token)
+    prefixed = []
+    for word in index.vocabulary[start : start + 3]:
+        if word.startswith(token) and not crosses_prefix(token, word):
+            prefixed.append(word)
     return prefixed[0] if len(prefixed) == 1 else None
 
 
@@ -215,7 +248,7 @@ def evaluate_rule(all_terms: list[str], any_terms: list[str], none_terms: list[s
 def route_query(raw: str, index: RouteIndex, k: int = DEFAULT_K) -> RouteDecision:
     """Normalise a query and return at most k candidates, with confusable protocols added."""
     query = normalize_query(raw, index.lexicon)
-    if query.is_empty:
+    if query.is_empty or query.instructions:
         return RouteDecision(query=query, candidates=[], rule_choice=[])
 
     all_tokens = TOKEN.findall(query.text)
@@ -227,7 +260,7 @@ def route_query(raw: str, index: RouteIndex, k: int = DEFAULT_K) -> RouteDecisio
         new_grams = ngrams(corrected) - ngrams(all_tokens)
         collect_evidence(new_grams, index, evidence, FUZZY_DISCOUNT, f" ({'; '.join(corrections)})")
 
-    if len(query.tokens) <= SHORT_QUERY_WORDS + 1:
+    if len(query.tokens) <= SHORT_QUERY_WORDS:
         add_title_word_evidence(query.tokens, index, evidence)
 
     return build_decision(query, evidence, index, k)
@@ -253,7 +286,11 @@ def build_decision(query: NormalizedQuery, evidence: Evidence, index: RouteIndex
     ]
 
     top = candidates[0].score if candidates else 0.0
-    rule_choice = [candidate.id for candidate in candidates if candidate.score >= RULE_CHOICE_SHARE * top]
+    rule_choice = [
+        candidate.id
+        for candidate in candidates
+        if candidate.score >= RULE_CHOICE_SHARE * top and not only_title_words(candidate)
+    ]
     close = [candidate for candidate in candidates if candidate.score >= AMBIGUOUS_SHARE * top]
     ambiguous = len(query.tokens) <= SHORT_QUERY_WORDS and len(close) >= 2
 
@@ -261,8 +298,13 @@ def build_decision(query: NormalizedQuery, evidence: Evidence, index: RouteIndex
     return RouteDecision(query=query, candidates=candidates, rule_choice=rule_choice, ambiguous=ambiguous)
 
 
+def only_title_words(candidate: Candidate) -> bool:
+    """Return whether a candidate is there only because it shares a word with the query."""
+    return all(reason.startswith("title word") for reason in candidate.reasons)
+
+
 def add_companions(candidates: list[Candidate], protocols: dict[str, Protocol]) -> None:
-    """Append each candidate's look-alikes, so the model always sees confusable protocols together."""
+    """Append each candidate's look-alikes, so that the model is always shown confusable protocols together."""
     present = {candidate.id for candidate in candidates}
     for candidate in list(candidates):
         for other in protocols[candidate.id].meta.confusable_with:

@@ -10,6 +10,7 @@ from router.audit import AnswerRecord, save_record
 from router.choice import ChatModel, Choice, choose_protocols, rule_choice
 from router.library import Library
 from router.model import ModelInfo
+from router.protocol import Protocol
 from router.routing import RouteDecision, RouteIndex, route_query
 
 MAX_QUERY_CHARS = 2000  # about 500 tokens: longer queries keep their end, where the question is
@@ -115,10 +116,17 @@ def route_and_choose(text: str, library: Library, index: RouteIndex, model: Chat
     return decision, choose_protocols(model, text, decision, library)
 
 
-def compose_answer(decision, protocols, model, query_text, write_answer, on_text) -> str:  # type: ignore[no-untyped-def]
+def compose_answer(
+    decision: RouteDecision,
+    protocols: list[Protocol],
+    model: ChatModel | None,
+    query_text: str,
+    write_answer: bool,
+    on_text: Callable[[str], None] | None,
+) -> str:
     """Return the answer text: a question back, the no-match text, or the model's answer."""
     if decision.ambiguous:
-        names = ", ".join(candidate.id for candidate in decision.candidates if not candidate.companion)
+        names = ", ".join(candidate.id for candidate in decision.candidates)
         return f"This query fits several protocols ({names}). Which one do you mean? Add the findings that tell them apart."
     if not protocols:
         return NO_MATCH_TEXT
@@ -127,7 +135,7 @@ def compose_answer(decision, protocols, model, query_text, write_answer, on_text
     return generate_answer(model, query_text, protocols, on_text)
 
 
-def dose_warnings(answer_text: str, protocols: list) -> list[str]:  # type: ignore[type-arg]
+def dose_warnings(answer_text: str, protocols: list[Protocol]) -> list[str]:
     """Warn about any dose in the answer that the cited protocols do not contain."""
     doses = unverified_doses(answer_text, protocols)
     if not doses:

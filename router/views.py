@@ -96,8 +96,7 @@ def print_ask(result: AskResult, session: Session, out: Console, err: Console, s
     if result.ambiguous:
         out.print(escape(record.answer))
         for candidate in result.decision.candidates:
-            if not candidate.companion:
-                out.print(f"  - {candidate.id}: {escape(candidate.title)}")
+            out.print(f"  - {candidate.id}: {escape(candidate.title)}")
     elif record.no_match:
         out.print(escape(record.answer))
     else:
