@@ -64,6 +64,12 @@ class LexiconAbbreviation:
         return bounded(self.short).search(raw) is not None
 
 
+def first_word(text: str) -> str:
+    """Return the first word of a folded term ("" when it has none)."""
+    words = TOKEN_PATTERN.findall(fold(text))
+    return words[0] if words else ""
+
+
 def has_term(folded: str, words: set[str], term: str) -> bool:
     """Return whether a context term (word or phrase) is in the folded query."""
     term = fold(term)
@@ -121,6 +127,23 @@ class Lexicon:
         self.abbreviations = tuple(abbreviations)
         self.brands = brands
         self.stopwords = STOPWORDS
+        # Lookup by first word, so a query is compared only with short forms and brands it contains.
+        self.abbreviations_by_word: dict[str, list[LexiconAbbreviation]] = {}
+        for abbreviation in self.abbreviations:
+            self.abbreviations_by_word.setdefault(first_word(abbreviation.short), []).append(abbreviation)
+        self.brands_by_word: dict[str, list[str]] = {}
+        for brand in sorted(self.brands):
+            self.brands_by_word.setdefault(first_word(brand), []).append(brand)
+
+    def abbreviations_in(self, words: set[str]) -> list[LexiconAbbreviation]:
+        """Return the abbreviations whose first word is among the query's words, in table order."""
+        found = [item for word in words for item in self.abbreviations_by_word.get(word, ())]
+        order = {id(item): position for position, item in enumerate(self.abbreviations)}
+        return sorted(found, key=lambda item: order[id(item)])
+
+    def brands_in(self, words: set[str]) -> list[str]:
+        """Return the brand names whose first word is among the query's words, sorted."""
+        return sorted(brand for word in words for brand in self.brands_by_word.get(word, ()))
 
     @staticmethod
     def is_negation_exempt(scope: str) -> bool:

@@ -163,14 +163,16 @@ def expand_abbreviations(
     match either.
     """
     added: list[str] = []
-    for abbreviation in lexicon.abbreviations:
+    words = set(TOKEN.findall(context)) | set(TOKEN.findall(fold_text(raw)))
+    for abbreviation in lexicon.abbreviations_in(words):
         verdict = abbreviation.matches(text, raw, context)
         if verdict:
             added.append(abbreviation.expansion)
             expansions.append(("abbreviation", abbreviation.short, abbreviation.expansion))
         elif verdict is False and len(abbreviation.short) > 1 and abbreviation.written_in(raw):
             text = re.sub(WORD_BOUNDARY.format(re.escape(abbreviation.short.casefold())), " ", text)
-    for brand, generic in lexicon.brands.items():
+    for brand in lexicon.brands_in(words):
+        generic = lexicon.brands[brand]
         if re.search(WORD_BOUNDARY.format(re.escape(brand)), text):
             added.append(generic)
             expansions.append(("brand name", brand, generic))

@@ -8,14 +8,21 @@ library's own vocabulary with rapidfuzz before matching, never across a hypo-/hy
 from __future__ import annotations
 
 import bisect
+import functools
+import hashlib
+import os
+import pickle
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rapidfuzz import fuzz, process
 
 from router.lexicon import Lexicon, fold
 from router.library import Library
 from router.normalize import TOKEN, NormalizedQuery, normalize_query
+from router.paths import data_home
 from router.protocol import Protocol
 
 DEFAULT_K = 5
@@ -33,6 +40,7 @@ SHORT_QUERY_WORDS = 2
 OPPOSITE_PREFIXES = (("hypo", "hyper"), ("hyper", "hypo"))
 
 
+@functools.lru_cache(maxsize=200_000)
 def term_key(term: str) -> str:
     """Return a term as space-joined tokens, the form used for matching."""
     return " ".join(TOKEN.findall(fold(term)))
@@ -123,6 +131,54 @@ class RouteIndex:
                 vocabulary.update(key.split())
 
 
+ROUTE_INDEX_FORMAT = 1  # bump when RouteIndex changes shape
+
+
+def index_cache_path(library: Library) -> Path:
+    """Return the cache file of this library's index, named by a digest of every file's blob SHA.
+
+    The digest changes exactly when a protocol file changes, like the library's git tree hash,
+    and it also works for a library outside git.
+    """
+    digest = hashlib.sha256(f"format {ROUTE_INDEX_FORMAT}".encode())
+    for protocol in sorted(library.protocols.values(), key=lambda item: item.id):
+        digest.update(f"{protocol.id} {protocol.blob_sha}\n".encode())
+    return data_home() / "cache" / f"index-{digest.hexdigest()[:32]}.pickle"
+
+
+def load_index(library: Library) -> RouteIndex:
+    """Return the route index of a library, from the cache when the library is unchanged."""
+    path = index_cache_path(library)
+    try:
+        with path.open("rb") as handle:
+            index = pickle.load(handle)
+        if isinstance(index, RouteIndex):
+            index.library = library
+            return index
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError):
+        pass
+
+    index = RouteIndex(library)
+    save_index(index, path)
+    return index
+
+
+def save_index(index: RouteIndex, path: Path) -> None:
+    """Write the index without its library; a failure only costs speed next time."""
+    library = index.library
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        index.library = None  # type: ignore[assignment]
+        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(handle, "wb") as out:
+            pickle.dump(index, out, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(temporary, path)
+    except OSError:
+        pass
+    finally:
+        index.library = library
+
+
 def ngrams(tokens: list[str]) -> set[str]:
     """Return every run of one to MAX_NGRAM tokens, joined by spaces, plus plural forms of words."""
     grams = set()
@@ -172,15 +228,16 @@ def closest_known_word(token: str, index: RouteIndex) -> str | None:
 
 def find_known_word(token: str, index: RouteIndex) -> str | None:
     """Search the vocabulary: first a close spelling, then a unique word that the token begins."""
-    nearby = [
-        word
-        for length in range(len(token) - 2, len(token) + 3)
-        for word in index.words_by_length.get(length, ())
-        if not crosses_prefix(token, word)
-    ]
-    match = process.extractOne(token, nearby, scorer=fuzz.ratio, processor=None, score_cutoff=FUZZY_CUTOFF)
-    if match:
-        return match[0]
+    best: tuple[str, float] | None = None
+    for length in range(len(token) - 2, len(token) + 3):
+        matches = process.extract(
+            token, index.words_by_length.get(length, ()), scorer=fuzz.ratio, processor=None, score_cutoff=FUZZY_CUTOFF, limit=5
+        )
+        for word, score, _ in matches:
+            if not crosses_prefix(token, word) and (best is None or score > best[1]):
+                best = (word, score)
+    if best:
+        return best[0]
 
     # A truncated word ("malig", "anaph") stands for the one known word it begins.
     start = bisect.bisect_left(index.vocabulary, token)

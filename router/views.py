@@ -21,7 +21,7 @@ from router.errors import LibraryError, Problem, RouterError
 from router.library import STARTER_LIBRARY, Library, load_library, protocol_files
 from router.model import ModelInfo, install_default_model, load_llama, resolve_model
 from router.protocol import Protocol
-from router.routing import RouteDecision, RouteIndex, route_query
+from router.routing import RouteDecision, RouteIndex, load_index, route_query
 from router.service import AskResult, ask, cut_query
 
 __all__ = ["load_library", "resolve_model"]
@@ -54,7 +54,7 @@ def load_for_reading(option: Path | str | None, err: Console) -> Library:
 def open_session(library_option: Path | None, model_option: Path | None, err: Console, with_model: bool = True) -> Session:
     """Load the library and index; with_model also verifies and loads the model."""
     library = load_for_reading(library_option, err)
-    index = RouteIndex(library)
+    index = load_index(library)
     if not with_model:
         return Session(library, index, None, None)
     info = resolve_model(model_option)
