@@ -64,7 +64,7 @@ class Citation:
 
 
 def cite(protocols: list[Protocol], library: Library) -> list[Citation]:
-    """Return a citation for each protocol, with the commit that holds it exactly as read."""
+    """Return a citation for each protocol, with the commit that contains it exactly as read."""
     return [
         Citation(
             id=protocol.id,

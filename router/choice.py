@@ -116,7 +116,7 @@ def validate_reply(text: str, candidate_ids: list[str], decision: RouteDecision)
 
 
 def fallback(decision: RouteDecision, reason: str, text: str) -> Choice:
-    """Use the rule result, and say why the model's reply was not used."""
+    """Return the rule result, with a notice that states why the model's reply was not used."""
     return Choice(ids=list(decision.rule_choice), source="rules", notice=f"{reason}; using the rule result", raw_reply=text)
 
 

@@ -22,7 +22,7 @@ from router.service import cut_query, route_and_choose
 
 
 class CaseFileError(RouterError):
-    """A case file that cannot be read or holds an invalid case."""
+    """A case file that cannot be read or contains an invalid case."""
 
 
 class Case(BaseModel):

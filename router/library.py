@@ -22,7 +22,7 @@ MAX_PROTOCOL_BYTES = 1_000_000
 
 @dataclass(frozen=True)
 class GitState:
-    """Where a library sits in git: the repository root, the commit at HEAD and the branch."""
+    """The git location of a library: the repository root, the commit at HEAD and the branch."""
 
     root: Path
     commit: str
@@ -91,11 +91,11 @@ def load_library(option: str | Path | None = None, *, today: dt.date | None = No
     if not folder.exists():
         raise LibraryError(f"protocol library {folder} does not exist: pass --library PATH or set PROTOCOL_LIBRARY")
     if not folder.is_dir():
-        raise LibraryError(f"protocol library {folder} is not a folder: pass the folder that holds the .md files")
+        raise LibraryError(f"protocol library {folder} is not a folder: pass the folder that contains the .md files")
 
     files = protocol_files(folder)
     if not files:
-        raise LibraryError(f"protocol library {folder} holds no protocol files (*.md): run 'protocol init DIR' to start one")
+        raise LibraryError(f"protocol library {folder} contains no protocol files (*.md): run 'protocol init DIR' to start one")
 
     state = find_git_state(folder)
     committed = committed_blobs(state, folder)

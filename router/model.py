@@ -27,7 +27,7 @@ INSTALL_HINT = "run 'protocol model install' (the set-up script does this)"
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """Which model file is in use, where it came from, its size and its SHA-256."""
+    """The model file in use: its name, path, where it was chosen, size and SHA-256."""
 
     name: str
     path: Path

@@ -89,7 +89,7 @@ class RuleRef:
 class RouteIndex:
     """Lookup tables built once per library: term to rules, phrase to protocols, vocabulary."""
 
-    def __init__(self, library: Library) -> None:
+    def __init__(self, library: Library, treat_as_active: frozenset[str] = frozenset()) -> None:
         self.library = library
         self.lexicon = Lexicon(library.protocols.values())
         self.rules_by_term: dict[str, list[RuleRef]] = defaultdict(list)
@@ -98,8 +98,11 @@ class RouteIndex:
         self.title_words: dict[str, set[str]] = defaultdict(set)
         vocabulary: set[str] = set()
 
+        # Only active protocols are routed to. Drafts and retired protocols stay readable but silent,
+        # unless a caller names them in treat_as_active to see how a draft would route.
         for protocol in sorted(library.protocols.values(), key=lambda item: item.id):
-            self._index_protocol(protocol, vocabulary)
+            if protocol.meta.status == "active" or protocol.id in treat_as_active:
+                self._index_protocol(protocol, vocabulary)
 
         self.vocabulary = sorted(word for word in vocabulary if len(word) >= MIN_FUZZY_LENGTH and not word.isdigit())
         self.vocabulary_set = set(vocabulary)
@@ -131,7 +134,7 @@ class RouteIndex:
                 vocabulary.update(key.split())
 
 
-ROUTE_INDEX_FORMAT = 1  # bump when RouteIndex changes shape
+ROUTE_INDEX_FORMAT = 2  # bump when RouteIndex changes shape
 
 
 def index_cache_path(library: Library) -> Path:
@@ -365,7 +368,7 @@ def add_companions(candidates: list[Candidate], protocols: dict[str, Protocol]) 
     present = {candidate.id for candidate in candidates}
     for candidate in list(candidates):
         for other in protocols[candidate.id].meta.confusable_with:
-            if other in protocols and other not in present:
+            if other in protocols and other not in present and protocols[other].meta.status == "active":
                 present.add(other)
                 candidates.append(
                     Candidate(other, protocols[other].meta.title, 0.0, [f"confusable with '{candidate.id}'"], companion=True)

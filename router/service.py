@@ -32,7 +32,7 @@ class CutQuery:
 
 @dataclass
 class AskResult:
-    """What `protocol ask` shows and stores."""
+    """The result of `protocol ask`: the stored record, the route, the choice and the citations."""
 
     record: AnswerRecord
     decision: RouteDecision
@@ -82,7 +82,7 @@ def ask(
     record = AnswerRecord(
         query=raw,
         query_cut=bool(query.cut_chars),
-        library_path=str(library.path),
+        library_path=str(library.path.resolve()),
         library_commit=library.git.commit if library.git else None,
         candidates=[candidate.to_json() for candidate in decision.candidates],
         chosen=choice.ids,

@@ -1,4 +1,4 @@
-"""What the command line shows: sessions, JSON shapes and rich rendering on injected consoles."""
+"""Command-line presentation: sessions, JSON shapes and rich rendering on injected consoles."""
 
 from __future__ import annotations
 

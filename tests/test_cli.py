@@ -164,6 +164,7 @@ def test_model_not_gguf_is_rejected(tmp_path):
     assert "not a GGUF file" in result.stderr
 
 
+@pytest.mark.model
 def test_truncated_model_fails_cleanly_on_ask(tmp_path, library, require_model):
     truncated = tmp_path / "truncated.gguf"
     with require_model.open("rb") as source:
@@ -198,3 +199,52 @@ def test_log_empty_then_json(library):
     assert result.exit_code == 0
     assert "No answers recorded yet." in result.stdout
     assert json.loads(invoke("log", "--json").stdout) == []
+
+
+def write_cases(path, rows):
+    path.write_text("\n".join(json.dumps(row) for row in rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_eval_rules_only_reports_totals(library, tmp_path):
+    cases = write_cases(tmp_path / "cases.jsonl", [
+        {"id": "c1", "query": "demo finding seen today", "expected": ["alpha"], "tags": ["T"]},
+        {"id": "c2", "query": "wifi password please", "expected": [], "tags": ["Z"]},
+        {"id": "c3", "query": "other finding seen today", "expected": ["alpha"], "forbidden": ["beta"]},
+    ])
+    result = invoke("eval", str(cases), "--library", str(library), "--rules-only", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [case["passed"] for case in data["cases"]] == [True, True, False]
+    assert data["cases"][2]["violations"] == ["beta"]
+    assert data["totals"]["exact_accuracy"] == round(2 / 3, 4)
+    assert data["totals"]["forbidden_violations"] == 1
+    assert data["totals"]["no_match_precision"] == 1.0
+    assert data["per_tag"]["Z"] == {"cases": 1, "passed": 1, "exact_accuracy": 1.0}
+
+
+def test_eval_min_accuracy_sets_exit_code(library, tmp_path):
+    cases = write_cases(tmp_path / "cases.jsonl", [
+        {"id": "c1", "query": "demo finding seen today", "expected": ["alpha"]},
+        {"id": "c2", "query": "other finding seen today", "expected": ["alpha"]},
+    ])
+    below = invoke("eval", str(cases), "--library", str(library), "--rules-only", "--min-accuracy", "0.9")
+    assert below.exit_code == 1
+    assert "below --min-accuracy" in below.stderr
+    met = invoke("eval", str(cases), "--library", str(library), "--rules-only", "--min-accuracy", "0.5")
+    assert met.exit_code == 0, met.output
+
+
+def test_eval_rejects_unknown_protocol_id(library, tmp_path):
+    cases = write_cases(tmp_path / "cases.jsonl", [{"id": "c1", "query": "q", "expected": ["gamma"]}])
+    result = invoke("eval", str(cases), "--library", str(library), "--rules-only")
+    assert result.exit_code == 1
+    assert "unknown protocol ids ['gamma']" in result.stderr
+
+
+def test_eval_reads_yaml_cases(library, tmp_path):
+    cases = tmp_path / "cases.yaml"
+    cases.write_text("cases:\n  - id: y1\n    query: demo finding seen today\n    expected: [alpha]\n", encoding="utf-8")
+    result = invoke("eval", str(cases), "--library", str(library), "--rules-only", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["totals"]["passed"] == 1
