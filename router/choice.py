@@ -60,6 +60,8 @@ def describe_candidates(candidates: list[Candidate], library: Library) -> str:
     for candidate in candidates:
         meta = library.protocols[candidate.id].meta
         lines.append(f"- id: {candidate.id}\n  title: {meta.title}")
+        if candidate.matched:
+            lines.append("  question words that point here: " + ", ".join(candidate.matched[:8]))
         if meta.discriminators:
             lines.append("  tell apart by: " + "; ".join(meta.discriminators))
         if meta.confusable_with:
@@ -112,7 +114,25 @@ def validate_reply(text: str, candidate_ids: list[str], decision: RouteDecision)
     unknown = [item for item in chosen if item not in candidate_ids]
     if unknown:
         return fallback(decision, f"the model named ids that were not offered: {unknown}", text)
-    return Choice(ids=chosen, source="model", raw_reply=text)
+    return Choice(ids=merge_with_rules(chosen, decision), source="model", raw_reply=text)
+
+
+def merge_with_rules(chosen: list[str], decision: RouteDecision) -> list[str]:
+    """Keep the model's choice and add rule-chosen protocols from look-alike groups it left untouched.
+
+    The model decides between look-alikes (MH or heat stroke) and may answer "none of them". A
+    small model often names only one protocol when a query needs two unrelated ones (DKA with
+    sepsis), so a protocol that the rules chose and whose look-alike group the model did not
+    touch is kept.
+    """
+    if not chosen:
+        return []
+    touched = set(chosen)
+    for candidate in decision.candidates:
+        if candidate.id in chosen:
+            touched.update(decision.groups.get(candidate.id, ()))
+    added = [protocol_id for protocol_id in decision.rule_choice if protocol_id not in touched]
+    return chosen + added
 
 
 def fallback(decision: RouteDecision, reason: str, text: str) -> Choice:

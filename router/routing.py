@@ -55,6 +55,7 @@ class Candidate:
     score: float
     reasons: list[str] = field(default_factory=list)
     companion: bool = False  # added only because a candidate names it in confusable_with
+    matched: list[str] = field(default_factory=list)  # query terms that point at this protocol
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -74,6 +75,7 @@ class RouteDecision:
     candidates: list[Candidate]
     rule_choice: list[str]
     ambiguous: bool = False
+    groups: dict[str, set[str]] = field(default_factory=dict)  # candidate id -> its look-alikes
 
     @property
     def no_match(self) -> bool:
@@ -104,6 +106,7 @@ class RouteIndex:
             if protocol.meta.status == "active" or protocol.id in treat_as_active:
                 self._index_protocol(protocol, vocabulary)
 
+        self.look_alikes = look_alike_map(library.protocols)
         self.vocabulary = sorted(word for word in vocabulary if len(word) >= MIN_FUZZY_LENGTH and not word.isdigit())
         self.vocabulary_set = set(vocabulary)
         self.words_by_length: dict[int, list[str]] = defaultdict(list)
@@ -134,7 +137,7 @@ class RouteIndex:
                 vocabulary.update(key.split())
 
 
-ROUTE_INDEX_FORMAT = 2  # bump when RouteIndex changes shape
+ROUTE_INDEX_FORMAT = 3  # bump when RouteIndex changes shape
 
 
 def index_cache_path(library: Library) -> Path:
@@ -262,10 +265,12 @@ class Evidence:
     def __init__(self) -> None:
         self.scores: dict[str, float] = defaultdict(float)
         self.reasons: dict[str, list[str]] = defaultdict(list)
+        self.terms: dict[str, dict[str, None]] = defaultdict(dict)  # ordered set per protocol
 
-    def add(self, protocol_id: str, weight: float, reason: str) -> None:
+    def add(self, protocol_id: str, weight: float, reason: str, terms: tuple[str, ...] = ()) -> None:
         self.scores[protocol_id] += weight
         self.reasons[protocol_id].append(reason)
+        self.terms[protocol_id].update(dict.fromkeys(terms))
 
 
 def collect_evidence(grams: set[str], index: RouteIndex, evidence: Evidence, weight: float, note: str) -> None:
@@ -280,18 +285,21 @@ def collect_evidence(grams: set[str], index: RouteIndex, evidence: Evidence, wei
         rule = protocol.meta.keywords[rule_index]
         result = evaluate_rule(rule.all, rule.any, rule.none, grams)
         if result is not None:
-            evidence.add(protocol_id, rule.weight * result[0] * weight, f"keyword rule {rule_index + 1}: {result[1]}{note}")
+            reason = f"keyword rule {rule_index + 1}: matched " + ", ".join(repr(term) for term in result[1]) + note
+            evidence.add(protocol_id, rule.weight * result[0] * weight, reason, tuple(result[1]))
 
     for gram in sorted(grams):
         for protocol_id in sorted(index.phrases.get(gram, ())):
-            evidence.add(protocol_id, PHRASE_WEIGHT * weight, f"title or alias '{gram}'{note}")
+            evidence.add(protocol_id, PHRASE_WEIGHT * weight, f"title or alias '{gram}'{note}", (gram,))
         owners = index.drugs.get(gram, ())
         for protocol_id in sorted(owners):
-            evidence.add(protocol_id, DRUG_WEIGHT * weight / len(owners), f"drug '{gram}'{note}")
+            evidence.add(protocol_id, DRUG_WEIGHT * weight / len(owners), f"drug '{gram}'{note}", (gram,))
 
 
-def evaluate_rule(all_terms: list[str], any_terms: list[str], none_terms: list[str], grams: set[str]) -> tuple[float, str] | None:
-    """Return (strength, description) when a rule fires on the n-grams, else None."""
+def evaluate_rule(
+    all_terms: list[str], any_terms: list[str], none_terms: list[str], grams: set[str]
+) -> tuple[float, list[str]] | None:
+    """Return (strength, matched terms) when a rule fires on the n-grams, else None."""
     if any(term_key(term) in grams for term in none_terms):
         return None
     if not all(term_key(term) in grams for term in all_terms):
@@ -302,7 +310,7 @@ def evaluate_rule(all_terms: list[str], any_terms: list[str], none_terms: list[s
 
     matched = [*all_terms, *hits]
     strength = min(2.0, 1.0 + 0.25 * (len(matched) - 1))
-    return strength, "matched " + ", ".join(repr(term) for term in matched)
+    return strength, matched
 
 
 def route_query(raw: str, index: RouteIndex, k: int = DEFAULT_K) -> RouteDecision:
@@ -330,7 +338,7 @@ def add_title_word_evidence(tokens: list[str], index: RouteIndex, evidence: Evid
     """For very short queries, let a word shared with titles point at every such protocol."""
     for token in tokens:
         for protocol_id in sorted(index.title_words.get(token, ())):
-            evidence.add(protocol_id, TITLE_WORD_WEIGHT, f"title word '{token}'")
+            evidence.add(protocol_id, TITLE_WORD_WEIGHT, f"title word '{token}'", (token,))
 
 
 def build_decision(query: NormalizedQuery, evidence: Evidence, index: RouteIndex, k: int) -> RouteDecision:
@@ -341,7 +349,13 @@ def build_decision(query: NormalizedQuery, evidence: Evidence, index: RouteIndex
     )[:k]
     protocols = index.library.protocols
     candidates = [
-        Candidate(protocol_id, protocols[protocol_id].meta.title, evidence.scores[protocol_id], evidence.reasons[protocol_id])
+        Candidate(
+            protocol_id,
+            protocols[protocol_id].meta.title,
+            evidence.scores[protocol_id],
+            evidence.reasons[protocol_id],
+            matched=list(evidence.terms[protocol_id]),
+        )
         for protocol_id in ranked
     ]
 
@@ -355,7 +369,19 @@ def build_decision(query: NormalizedQuery, evidence: Evidence, index: RouteIndex
     ambiguous = len(query.tokens) <= SHORT_QUERY_WORDS and len(close) >= 2
 
     add_companions(candidates, protocols)
-    return RouteDecision(query=query, candidates=candidates, rule_choice=rule_choice, ambiguous=ambiguous)
+    groups = {candidate.id: index.look_alikes.get(candidate.id, set()) for candidate in candidates}
+    return RouteDecision(query=query, candidates=candidates, rule_choice=rule_choice, ambiguous=ambiguous, groups=groups)
+
+
+def look_alike_map(protocols: dict[str, Protocol]) -> dict[str, set[str]]:
+    """Map each protocol to the protocols it names in confusable_with or that name it."""
+    groups: dict[str, set[str]] = defaultdict(set)
+    for protocol in protocols.values():
+        for other in protocol.meta.confusable_with:
+            if other in protocols:
+                groups[protocol.id].add(other)
+                groups[other].add(protocol.id)
+    return dict(groups)
 
 
 def only_title_words(candidate: Candidate) -> bool:
