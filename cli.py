@@ -10,6 +10,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from corrector.commands import register as register_corrector
+from corrector.commands import show_at
+from probe.commands import register as register_probe
 from router import views
 from router.console import consoles, fail, print_json
 from router.errors import LibraryError, RouterError
@@ -101,8 +104,16 @@ def list_protocols(library: LibraryOption = None, json_output: JsonOption = Fals
 
 
 @app.command()
-def show(protocol_id: str, library: LibraryOption = None, json_output: JsonOption = False) -> None:
+def show(
+    protocol_id: str,
+    library: LibraryOption = None,
+    json_output: JsonOption = False,
+    at: Annotated[str | None, typer.Option("--at", help="Show the protocol as it was on a date (YYYY-MM-DD) or at a commit.")] = None,
+) -> None:
     """Show one protocol: its metadata, sources and full text."""
+    if at is not None:
+        show_at(protocol_id, library, at, json_output)
+        return
     out, err = consoles()
     try:
         loaded = views.load_for_reading(library, err)
@@ -231,6 +242,10 @@ def model_install(
     except RouterError as error:
         fail(error, err)
     views.print_model(info, out, json_output)
+
+
+register_corrector(app)
+register_probe(app)
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.syntax import Syntax
 
+from router.views import printable
 from router import views as router_views
 from router.audit import AnswerRecord
 
@@ -39,7 +40,7 @@ def print_replay_case(case: ReplayCase, out: Console) -> None:
     out.print(
         f"  {case.change.upper():9} {escape(case.id)}  before: {escape(outcome(case.before, case.before_ambiguous))}"
         f"  after: {escape(outcome(case.after, case.after_ambiguous))}  expected: {escape(expected)}"
-        f"  ({case.origin}: {escape(short(case.query))})"
+        f"  ({case.origin}: {escape(printable(short(case.query)))})"
     )
 
 
@@ -170,7 +171,7 @@ def print_version(version: ProtocolVersion, out: Console) -> None:
 def print_audit(audit: AnswerAudit, out: Console) -> None:
     record: AnswerRecord = audit.record
     out.print(f"Answer {record.id} at {record.created_at}")
-    out.print(f"Query: {escape(record.query)}")
+    out.print(f"Query: {escape(printable(record.query))}")
     out.print(f"Library: {escape(record.library_path)}, commit {record.library_commit or 'none'}")
     out.print("Candidates:")
     for candidate in record.candidates:

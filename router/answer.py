@@ -10,7 +10,7 @@ from router.choice import ChatModel
 from router.library import Library
 from router.protocol import Protocol
 
-ANSWER_MAX_TOKENS = 320
+ANSWER_MAX_TOKENS = 220
 NO_MATCH_TEXT = (
     "No matching protocol in this library for this query. This tool does not answer without a "
     "protocol: follow your local guideline or ask a senior colleague, and ask your protocol "
@@ -139,4 +139,35 @@ def unverified_doses(answer: str, protocols: list[Protocol]) -> list[str]:
     for match in DOSE.finditer(answer):
         if dose_key(match.group(1), match.group(2)) not in known:
             found.append(match.group(0).strip())
+    return list(dict.fromkeys(found))
+
+
+CITATION = re.compile(r"\[\s*([^\[\]@]{1,80}?)\s*@\s*([^\[\]]{1,20}?)\s*\]")
+REPEATED_PHRASE = re.compile(r"(.{8,}?)(?:\s*\1){3,}", re.DOTALL)
+
+
+def unknown_citations(answer: str, protocols: list[Protocol]) -> list[str]:
+    """Return the [id@version] citations in the answer that name no protocol given to the model."""
+    known = {(protocol.id, protocol.meta.version) for protocol in protocols}
+    return [
+        match.group(0)
+        for match in CITATION.finditer(answer)
+        if (match.group(1).strip(), match.group(2).strip()) not in known
+    ]
+
+
+def is_degenerate(answer: str) -> bool:
+    """Return whether the answer is one phrase repeated four times or more, a known failure of small models."""
+    return REPEATED_PHRASE.search(answer) is not None
+
+
+def contraindicated_mentions(answer: str, protocols: list[Protocol], drug_names: set[str]) -> list[str]:
+    """Return drugs that the answer mentions and a cited protocol lists under contraindications."""
+    text = answer.casefold()
+    found = []
+    for protocol in protocols:
+        contraindications = protocol.contraindications_text.casefold()
+        for drug in sorted(drug_names):
+            if drug in contraindications and re.search(rf"\b{re.escape(drug)}\b", text):
+                found.append(f"{drug} ({protocol.id})")
     return list(dict.fromkeys(found))

@@ -119,6 +119,28 @@ def bare_temperature(match: re.Match[str], notes: list[str]) -> str:
     return match.group(0)
 
 
+POTASSIUM = re.compile(
+    r"(?<![a-z0-9])(?<!vitamin )(?<!vit )(?:k\+?|potassium|kalium|potasio)\s*(?:of|is|was|=|:|level)?\s*"
+    r"(?P<value>\d{1,2}(?:\.\d+)?)(?![\d.]|\s*(?:mg|mcg|g\b|kg|%|units?\b|u\b))"
+)
+
+
+def potassium_words(text: str, notes: list[str]) -> str:
+    """Add 'hyperkalaemia' or 'hypokalaemia' after a potassium value in mmol/L that is out of range."""
+
+    def words(match: re.Match[str]) -> str:
+        value = float(match.group("value"))
+        if 6.0 <= value <= 12:
+            notes.append(f"potassium {match.group('value')} read as mmol/L: hyperkalaemia")
+            return match.group(0) + " hyperkalaemia hyperkalemia"
+        if 1.0 <= value < 3.5:
+            notes.append(f"potassium {match.group('value')} read as mmol/L: hypokalaemia")
+            return match.group(0) + " hypokalaemia hypokalemia"
+        return match.group(0)
+
+    return POTASSIUM.sub(words, text)
+
+
 def temperature_words(celsius: float) -> str:
     """Return finding words for a temperature, so that rules can use 'hyperthermia' or 'fever'."""
     if celsius >= 40:
@@ -193,6 +215,7 @@ def normalize_query(raw: str, lexicon: Lexicon) -> NormalizedQuery:
         notes.append("the query contains instructions addressed to the model, so it was not routed: ask a clinical question")
     text = normalize_numbers(fold_text(cleaned))
     text = normalize_units(text, notes)
+    text = potassium_words(text, notes)
     context = text
     text = remove_negated(text, lexicon, negated)
     text = expand_abbreviations(text, context, cleaned, lexicon, expansions)

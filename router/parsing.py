@@ -11,12 +11,13 @@ from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import DuplicateKeyError
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from router.errors import Problem
 from router.protocol import REQUIRED_SECTIONS, FrontMatter, KeyAction, Protocol
 
 FENCE = "---"
+CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # tabs are reported separately
 SECTION = re.compile(r"^##\s+(?P<name>.+?)\s*$")
 ACTION = re.compile(r"^(?P<number>\d+)\.\s+(?P<text>\S.*)$")
 ACTION_FIELD = re.compile(r"^\s+[-*]\s+(?P<key>drug|dose|route|timing):\s*(?P<value>.+?)\s*$")
@@ -42,6 +43,11 @@ def make_yaml() -> YAML:
 def parse_protocol(path: Path, text: str, label: str | None = None) -> tuple[Protocol | None, list[Problem]]:
     """Parse protocol text read from `path`; return the protocol (or None) and every problem found."""
     label = label or str(path)
+    text = text.removeprefix("\ufeff")  # a byte-order mark written by some editors
+    control = CONTROL_CHARACTER.search(text)
+    if control:
+        line = text[: control.start()].count("\n") + 1
+        return None, [Problem(label, line, f"control character U+{ord(control.group()):04X} in the file: remove it")]
     try:
         front, body, body_line = split_front_matter(text, label)
         data = read_front_matter(front, label)
@@ -102,6 +108,9 @@ def read_front_matter(front: str, label: str) -> dict[str, Any]:
         line = (error.problem_mark.line + 2) if error.problem_mark else 1
         reason = error.problem or "invalid YAML"
         raise ParseFailed([Problem(label, line, f"invalid YAML: {reason}")]) from None
+    except (YAMLError, ValueError) as error:
+        # ruamel raises ValueError for impossible dates such as 2027-02-30.
+        raise ParseFailed([Problem(label, 2, f"invalid YAML value: {error}")]) from None
 
     if not isinstance(data, CommentedMap):
         raise ParseFailed([Problem(label, 2, "the front matter must be a YAML mapping of keys to values")])
@@ -213,7 +222,10 @@ def parse_key_actions(text: str, first_line: int, label: str, problems: list[Pro
         if item:
             actions.append({"number": int(item.group("number")), "text": item.group("text"), "line": number})
         elif field and actions:
-            actions[-1][field.group("key")] = field.group("value")
+            key = field.group("key")
+            if key in actions[-1]:
+                problems.append(Problem(label, number, f"key action {actions[-1]['number']} has a second '{key}:' line: keep one"))
+            actions[-1][key] = field.group("value")
 
     if not actions:
         problems.append(Problem(label, first_line, "'## Key actions' has no numbered items: write '1. ...'"))

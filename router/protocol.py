@@ -110,8 +110,8 @@ class FrontMatter(Strict):
     def _version_is_text(cls, value: object) -> object:
         if not isinstance(value, str):
             raise ValueError(
-                f"version must be a quoted string (write version: \"{value}\"), "
-                "so that 1.10 does not become 1.1"
+                f"version must be a quoted string: YAML read the number {value}, which may have lost "
+                "trailing zeros; write it in quotes as intended, for example version: \"1.10\""
             )
         return value
 

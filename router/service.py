@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from router.answer import NO_MATCH_TEXT, Citation, cite, generate_answer, unverified_doses
+from router.answer import (
+    NO_MATCH_TEXT,
+    Citation,
+    cite,
+    contraindicated_mentions,
+    generate_answer,
+    is_degenerate,
+    unknown_citations,
+    unverified_doses,
+)
 from router.audit import AnswerRecord, save_record
 from router.choice import ChatModel, Choice, choose_protocols, rule_choice
 from router.library import Library
@@ -75,9 +85,10 @@ def ask(
     protocols = [library.get(protocol_id) for protocol_id in choice.ids]
     citations = cite(protocols, library)
     answer_text = compose_answer(decision, protocols, model, query.text, write_answer, on_text)
-    warnings += dose_warnings(answer_text, protocols)
-    if library.git is None and protocols:
-        warnings.append("the library is not in git, so this answer cannot be traced to a commit")
+    if protocols and answer_text and is_degenerate(answer_text):
+        warnings.append("the model's answer repeats itself and is unusable: read the key actions printed from the protocol")
+    warnings += answer_warnings(answer_text, protocols, index)
+    warnings += library_warnings(library, protocols, decision)
 
     record = AnswerRecord(
         query=raw,
@@ -92,7 +103,7 @@ def ask(
         model_path=str(model_info.path) if model_info else None,
         model_sha256=model_info.sha256 if model_info else None,
         answer=answer_text,
-        no_match=not protocols,
+        no_match=not protocols and not decision.ambiguous,
         warnings=warnings,
     )
     save_record(record)
@@ -135,9 +146,38 @@ def compose_answer(
     return generate_answer(model, query_text, protocols, on_text)
 
 
-def dose_warnings(answer_text: str, protocols: list[Protocol]) -> list[str]:
-    """Warn about any dose in the answer that the cited protocols do not contain."""
-    doses = unverified_doses(answer_text, protocols)
-    if not doses:
+def answer_warnings(answer_text: str, protocols: list[Protocol], index: RouteIndex) -> list[str]:
+    """Check the model's answer against the cited protocols: doses, citations and contraindicated drugs."""
+    if not protocols or not answer_text:
         return []
-    return [f"dose not found in the cited protocols, check before use: {', '.join(doses)}"]
+    warnings = []
+    doses = unverified_doses(answer_text, protocols)
+    if doses:
+        warnings.append(f"dose not found in the cited protocols, check before use: {', '.join(doses)}")
+    citations = unknown_citations(answer_text, protocols)
+    if citations:
+        warnings.append(f"the answer cites something that is not a protocol it was given: {', '.join(citations)}")
+    drugs = contraindicated_mentions(answer_text, protocols, set(index.drugs))
+    if drugs:
+        warnings.append(
+            "the answer mentions a drug that the protocol lists under contraindications, "
+            f"check the key actions: {', '.join(drugs)}"
+        )
+    return warnings
+
+
+def library_warnings(library: Library, protocols: list[Protocol], decision: RouteDecision) -> list[str]:
+    """Warn about what the library state means for this answer: git, review dates, left-out files."""
+    warnings = []
+    if library.git is None and protocols:
+        warnings.append("the library is not in git, so this answer cannot be traced to a commit")
+    today = dt.date.today()
+    for protocol in protocols:
+        if protocol.meta.review_due < today:
+            warnings.append(f"{protocol.id} was due for review on {protocol.meta.review_due}: check it is still current")
+    if not protocols and not decision.ambiguous and library.errors:
+        warnings.append(
+            f"{len(library.errors)} problems kept some protocol files out of the library, so a matching "
+            "protocol may be among them: run 'protocol check'"
+        )
+    return warnings

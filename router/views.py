@@ -19,6 +19,7 @@ from router.console import print_json
 from router.evaluate import CaseResult, EvalReport, evaluate, load_cases
 from router.errors import LibraryError, Problem, RouterError
 from router.library import STARTER_LIBRARY, Library, load_library, protocol_files
+from router.normalize import CONTROL
 from router.model import ModelInfo, install_default_model, load_llama, resolve_model
 from router.protocol import Protocol
 from router.routing import RouteDecision, RouteIndex, load_index, route_query
@@ -210,15 +211,22 @@ def print_log(records: list[audit.AnswerRecord], out: Console) -> None:
         out.print("No answers recorded yet.")
         return
     for record in records:
-        chosen = ", ".join(record.chosen) or "no matching protocol"
-        query = " ".join(record.query.split())
+        chosen = ", ".join(record.chosen) or ("no matching protocol" if record.no_match else "asked which protocol")
+        query = " ".join(printable(record.query).split())
         short = query if len(query) <= 70 else query[:67] + "..."
         out.print(f"{record.id}  {record.created_at}  {chosen}  {escape(short)}")
+
+
+def printable(text: str) -> str:
+    """Replace control characters (terminal escapes, NUL) so stored text cannot drive the terminal."""
+    return CONTROL.sub("\ufffd", text)
 
 
 def init_library(directory: Path) -> dict[str, Any]:
     """Create a git repository at `directory` whose first commit is the starter library."""
     target = directory.expanduser()
+    if target.exists() and not target.is_dir():
+        raise RouterError(f"{target} exists and is not a folder: choose a new folder")
     if target.exists() and any(target.iterdir()):
         raise RouterError(f"{target} already exists and is not empty: choose a new folder")
     target.mkdir(parents=True, exist_ok=True)

@@ -248,3 +248,26 @@ def test_eval_reads_yaml_cases(library, tmp_path):
     result = invoke("eval", str(cases), "--library", str(library), "--rules-only", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["totals"]["passed"] == 1
+
+
+def test_init_into_existing_file_is_clear_error(tmp_path):
+    target = tmp_path / "afile"
+    target.write_text("keep")
+    result = invoke("init", str(target))
+    assert result.exit_code == 1
+    assert "is not a folder" in result.stderr
+    assert target.read_text() == "keep"
+
+
+def test_log_does_not_replay_terminal_escapes(library):
+    invoke("route", "x", "--library", str(library))
+    from router.audit import AnswerRecord, save_record
+
+    save_record(AnswerRecord(
+        query="\x1b[2J\x1b[31mFAKE\x1b[0m ???", library_path=str(library), library_commit=None, candidates=[],
+        chosen=[], choice_source="none", citations=[], model_path=None, model_sha256=None, answer="", no_match=True,
+    ))
+    result = invoke("log")
+    assert result.exit_code == 0
+    assert "\x1b" not in result.stdout
+    assert "FAKE" in result.stdout

@@ -55,7 +55,7 @@ def test_missing_folder_raises_with_fix(tmp_path):
 
 
 def test_empty_folder_raises_with_fix(tmp_path):
-    with pytest.raises(LibraryError, match="holds no protocol files"):
+    with pytest.raises(LibraryError, match="contains no protocol files"):
         load_library(tmp_path)
 
 

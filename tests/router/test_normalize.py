@@ -105,3 +105,19 @@ def test_pt_is_never_a_token():
 def test_vitamin_k_is_not_potassium():
     assert "potassium" not in norm("vitamin K 10 mg given").text
     assert "potassium" in normalize_query("K 7.2, peaked T's", LEXICON).text
+
+
+@pytest.mark.parametrize(
+    ("text", "word"),
+    [("serum potassium 7.5 mmol/L", "hyperkalaemia"), ("K 6.8 what now", "hyperkalaemia"), ("K+ 2.9", "hypokalaemia")],
+    ids=["potassium-high", "k-high", "k-low"],
+)
+def test_potassium_value_adds_finding(text, word):
+    assert word in norm(text).tokens
+
+
+@pytest.mark.parametrize("text", ["vitamin K 10 mg", "vit K 5", "potassium 4.2"], ids=["vitamin-k", "vit-k", "normal"])
+def test_no_potassium_finding(text):
+    tokens = norm(text).tokens
+    assert "hyperkalaemia" not in tokens
+    assert "hypokalaemia" not in tokens

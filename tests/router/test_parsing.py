@@ -39,7 +39,7 @@ def test_version_stays_a_string_with_trailing_zero():
 
 def test_unquoted_version_rejected_with_fix():
     found = messages(protocol_text(version="1.10"))
-    assert any("demo.md:4:" in message and 'version: "1.1' in message for message in found), found
+    assert any("demo.md:4:" in message and "version must be a quoted string" in message for message in found), found
 
 
 def test_no_stays_string_in_abbreviation():
@@ -123,3 +123,25 @@ def test_source_needs_url_or_doi():
 def test_keyword_rule_needs_positive_terms(rule):
     found = messages(protocol_text(keywords=rule))
     assert any("keywords.0" in message for message in found), found
+
+
+def test_second_dose_line_rejected():
+    text = protocol_text().replace("   - dose: 1 mg/kg\n", "   - dose: 10 mg/kg\n   - dose: 1 mg/kg\n")
+    found = messages(text)
+    assert any("has a second 'dose:' line" in message for message in found), found
+
+
+def test_impossible_date_is_problem_not_crash():
+    found = messages(protocol_text(review_due="2027-02-30"))
+    assert found and "invalid YAML value" in found[0]
+
+
+def test_control_character_rejected_with_line():
+    found = messages(protocol_text().replace("Do the first thing.", "Do the \x1b[2J first thing."))
+    assert any("control character U+001B" in message for message in found), found
+
+
+def test_byte_order_mark_accepted():
+    protocol, problems = parse("\ufeff" + protocol_text())
+    assert problems == []
+    assert protocol is not None

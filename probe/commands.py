@@ -1,0 +1,200 @@
+"""The `protocol probe` and `protocol calibrate` commands: parse, call the probe, print."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from probe import report as render
+from probe.calibration import (
+    DEFAULT_LAYERS,
+    DEFAULT_STRENGTHS,
+    TARGET_FALSE_POSITIVE_RATE,
+    CalibrationReport,
+    ItemOutcome,
+    Sweep,
+    build_report,
+    load_saved_outcomes,
+    outcome_line,
+    run_calibration,
+    saved_configs,
+    sweep_configs,
+)
+from probe.cases import load_items
+from probe.errors import CalibrationFileError, ProbeError
+from probe.loading import load_language_model
+from probe.probing import probe_answer, record_probe
+from probe.settings import ProbeSettings, save_settings, settings_path
+from router.console import consoles, fail, print_json
+from router.errors import RouterError
+from router.library import load_library
+from router.model import resolve_model
+from router.paths import data_home
+
+LibraryOption = Annotated[Path | None, typer.Option("--library", "-l", help="Protocol library folder (default: PROTOCOL_LIBRARY, then the starter library).")]
+ModelOption = Annotated[Path | None, typer.Option("--model", "-m", help="GGUF model file (default: PROTOCOL_MODEL, then the installed default model).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+
+
+def parse_numbers(text: str, kind: type, option: str) -> tuple:  # type: ignore[type-arg]
+    """Parse a comma-separated list such as "10,14,18" for a sweep option."""
+    try:
+        values = tuple(kind(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a comma-separated list of numbers", param_hint=option) from None
+    if not values:
+        raise typer.BadParameter("give at least one value", param_hint=option)
+    return values
+
+
+def probe_command(
+    query: Annotated[str, typer.Argument(help="The clinical query, quoted.")],
+    library: LibraryOption = None,
+    model: ModelOption = None,
+    control: Annotated[bool, typer.Option("--control", help="Also run as many same-norm random vectors; they never change the verdict.")] = False,
+    answer_id: Annotated[str | None, typer.Option("--answer-id", help="Store the result in this answer's audit record.")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Rerun a query's routing choice and answer under small activation perturbations and report STABLE or UNSTABLE."""
+    out, err = consoles()
+    try:
+        loaded = load_library(library)
+        result = probe_answer(query, loaded, model=model, with_control=control)
+        if answer_id:
+            record_probe(answer_id, result)
+    except RouterError as error:
+        fail(error, err)
+
+    if json_output:
+        print_json(out, result.to_json())
+    else:
+        render.print_probe(result, out)
+
+
+def calibrate_command(
+    cases: Annotated[Path, typer.Argument(help="Calibration file: JSONL, one labelled item per line.")],
+    library: LibraryOption = None,
+    model: ModelOption = None,
+    layers: Annotated[str, typer.Option("--layers", help="Decoder layers to sweep, comma-separated.")] = ",".join(map(str, DEFAULT_LAYERS)),
+    strengths: Annotated[str, typer.Option("--strengths", help="Strengths to sweep, as multiples of the hidden-state norm, comma-separated.")] = ",".join(map(str, DEFAULT_STRENGTHS)),
+    vectors: Annotated[str, typer.Option("--vectors", help="Domain vector sources: contrast, protocol or both, comma-separated.")] = "contrast",
+    max_vectors: Annotated[int, typer.Option("--max-vectors", min=1, max=16, help="Most domain vectors per item (one per look-alike).")] = 1,
+    target_fpr: Annotated[float, typer.Option("--target-fpr", min=0.0, max=1.0, help="Highest false-positive rate (0-1) the chosen setting may have.")] = TARGET_FALSE_POSITIVE_RATE,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Run only the first N items.")] = None,
+    png: Annotated[Path | None, typer.Option("--png", help="Where to write the curve as PNG (default: the data folder).")] = None,
+    save: Annotated[bool, typer.Option("--save/--no-save", help="Write the chosen layer and strength to the probe settings file.")] = True,
+    from_runs: Annotated[
+        Path | None, typer.Option("--from-runs", help="Score the per-item runs saved by an earlier, possibly stopped, calibration instead of running the model.")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Run a labelled case set over a sweep of layers and strengths, report sensitivity and false-positive rate, and fix the setting."""
+    out, err = consoles()
+    sweep = Sweep(
+        layers=parse_numbers(layers, int, "--layers"),
+        strengths=parse_numbers(strengths, float, "--strengths"),
+        sources=parse_sources(vectors),
+        max_vectors=max_vectors,
+    )
+    try:
+        if from_runs:
+            report, outcomes_path = score_saved_runs(from_runs, cases, library, target_fpr), from_runs
+        else:
+            report, outcomes_path = run_and_score(cases, library, model, sweep, limit, target_fpr, err, show_progress=not json_output)
+        png_path = render_png(report, png)
+        written = write_settings(report, sweep, cases) if save and report.chosen else None
+    except RouterError as error:
+        fail(error, err)
+
+    if json_output:
+        print_json(out, {**report.to_json(), "png": str(png_path), "runs": str(outcomes_path), "settings_file": str(written) if written else None})
+        return
+    render.print_calibration(report, out, terminal_chart(report))
+    out.print(f"Curve: {escape(str(png_path))}; per-item runs: {escape(str(outcomes_path))}")
+    if written:
+        out.print(f"Settings written to {escape(str(written))}.")
+
+
+def parse_sources(text: str) -> tuple:  # type: ignore[type-arg]
+    sources = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [source for source in sources if source not in ("contrast", "protocol")]
+    if unknown or not sources:
+        raise typer.BadParameter(f"unknown vector source {unknown or text!r}: use contrast, protocol or both", param_hint="--vectors")
+    return sources
+
+
+def run_and_score(cases, library, model, sweep, limit, target_fpr, err, show_progress) -> tuple[CalibrationReport, Path]:  # type: ignore[no-untyped-def]
+    """Run the sweep, saving each item's outcome as a JSON line as soon as it is scored."""
+    loaded = load_library(library)
+    items = load_items(cases, loaded)[:limit]
+    language_model = load_language_model(resolve_model(model))
+    outcomes_path = data_home() / "probe" / "calibration-runs.jsonl"
+    outcomes_path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    done = 0
+    with outcomes_path.open("w", encoding="utf-8") as runs:
+
+        def on_item(outcome: ItemOutcome) -> None:
+            nonlocal done
+            done += 1
+            runs.write(outcome_line(outcome) + "\n")
+            runs.flush()
+            if show_progress:
+                err.print(escape(render.item_progress(outcome, done, len(items), time.monotonic() - started)))
+
+        outcomes = run_calibration(language_model, loaded, items, sweep, on_item)
+    return build_report(outcomes, sweep_configs(sweep), target_fpr), outcomes_path
+
+
+def score_saved_runs(path: Path, cases: Path, library: Path | None, target_fpr: float) -> CalibrationReport:
+    """Score the outcomes saved by an earlier run, re-reading their texts with the current rules."""
+    loaded = load_library(library)
+    outcomes = load_saved_outcomes(path, load_items(cases, loaded), loaded)
+    if not outcomes:
+        raise CalibrationFileError(f"{path} contains no saved runs")
+    return build_report(outcomes, saved_configs(outcomes), target_fpr)
+
+
+def render_png(report: CalibrationReport, png: Path | None) -> Path:
+    from probe.plots import write_png
+
+    return write_png(report, png or data_home() / "probe" / "calibration.png")
+
+
+def terminal_chart(report: CalibrationReport) -> str | None:
+    from probe.plots import terminal_plot
+
+    try:
+        return terminal_plot(report)
+    except ProbeError:  # plotext is optional: the table carries the same numbers
+        return None
+
+
+def write_settings(report: CalibrationReport, sweep: Sweep, cases: Path) -> Path:
+    chosen = report.chosen
+    assert chosen is not None
+    settings = ProbeSettings(
+        layer=chosen.config.layer,
+        strength=chosen.config.strength,
+        vector_kind=chosen.config.source,  # type: ignore[arg-type]
+        max_vectors=sweep.max_vectors,
+        choice_tokens=sweep.choice_tokens,
+        answer_tokens=sweep.answer_tokens,
+        seed=sweep.seed,
+        source=(
+            f"protocol calibrate {cases.name} on {time.strftime('%Y-%m-%d')}, {report.accuracy.total} scored items: sensitivity "
+            f"{chosen.sensitivity.format()}, false-positive rate {chosen.false_positive_rate.format()}"
+        ),
+    )
+    return save_settings(settings, settings_path())
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `probe` and `calibrate` commands to the `protocol` app."""
+    app.command("probe")(probe_command)
+    app.command("calibrate")(calibrate_command)
+

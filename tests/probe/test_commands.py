@@ -1,0 +1,177 @@
+"""The `probe` and `calibrate` commands through typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+from probe.errors import LayerRangeError
+from probe.loading import LanguageModel
+from probe.result import PerturbedRun, ProbeResult, StepResult
+from probe.settings import ProbeSettings, load_settings, settings_path
+from router.audit import AnswerRecord, get_record, save_record
+from router.model import ModelInfo
+from tests.conftest import protocol_text, write_library
+
+runner = CliRunner()
+QUERY = "Rising end-tidal CO2 and masseter spasm after sux"
+
+
+def fake_result(flipped: bool) -> ProbeResult:
+    changes = ("first drug or action: dantrolene -> cooling",) if flipped else ()
+    run = PerturbedRun("answer", "contrast:a->b", "contrast", 14, 0.3, "Cool the patient.", {}, changes)
+    step = StepResult(step="answer", baseline_text="Give dantrolene 2.5 mg/kg.", baseline={"first_key": "dantrolene"}, runs=[run])
+    return ProbeResult(query=QUERY, probed=True, settings=ProbeSettings(), model_sha256="0" * 64, steps=[step])
+
+
+@pytest.fixture
+def fake_probe(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    calls: dict[str, object] = {"flipped": True}
+
+    def probe_answer(query: str, library: object, **kwargs: object) -> ProbeResult:
+        calls["query"] = query
+        calls["kwargs"] = kwargs
+        return fake_result(bool(calls["flipped"]))
+
+    monkeypatch.setattr("probe.commands.probe_answer", probe_answer)
+    return calls
+
+
+def test_probe_unstable_prints_review_flag(fake_probe: dict[str, object]) -> None:
+    result = runner.invoke(app, ["probe", QUERY])
+    assert result.exit_code == 0, result.output
+    assert "Probe: UNSTABLE - needs human review" in result.stdout
+    assert "contrast:a->b (strength 0.3, layer 14): first drug or action: dantrolene -> cooling" in result.stdout
+    assert "Baseline answer: Give dantrolene 2.5 mg/kg." in result.stdout
+    assert fake_probe["query"] == QUERY
+
+
+def test_probe_stable_says_not_correctness(fake_probe: dict[str, object]) -> None:
+    fake_probe["flipped"] = False
+    result = runner.invoke(app, ["probe", QUERY])
+    assert result.exit_code == 0, result.output
+    assert "STABLE - stable under perturbation; not a check of correctness" in result.stdout
+
+
+def test_probe_json(fake_probe: dict[str, object]) -> None:
+    result = runner.invoke(app, ["probe", QUERY, "--json", "--control"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["stable"] is False
+    assert data["baseline"] == {"answer": {"first_key": "dantrolene"}}
+    assert data["steps"][0]["perturbed"][0]["changes"] == ["first drug or action: dantrolene -> cooling"]
+    assert fake_probe["kwargs"]["with_control"] is True  # type: ignore[index]
+
+
+def test_probe_stored_in_audit_record(fake_probe: dict[str, object]) -> None:
+    record = AnswerRecord(
+        query=QUERY, library_path="lib", library_commit=None, candidates=[], chosen=["malignant-hyperthermia"],
+        choice_source="model", citations=[], model_path=None, model_sha256=None, answer="Give dantrolene.", no_match=False,
+    )
+    save_record(record)
+    result = runner.invoke(app, ["probe", QUERY, "--answer-id", record.id])
+    assert result.exit_code == 0, result.output
+    stored = get_record(record.id).probe
+    assert stored is not None
+    assert stored["verdict"] == "UNSTABLE"
+    assert stored["needs_review"] is True
+
+
+def test_probe_error_exits_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise LayerRangeError("layer 40 is out of range: this model has 28 decoder layers, so use 0 to 27")
+
+    monkeypatch.setattr("probe.commands.probe_answer", broken)
+    result = runner.invoke(app, ["probe", QUERY])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "Error: layer 40 is out of range: this model has 28 decoder layers, so use 0 to 27"
+    assert result.stdout == ""
+
+
+@pytest.fixture
+def tiny_calibration(tmp_path: Path, tiny_model: LanguageModel, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Prepare `calibrate` on the tiny model and a three-protocol library, with one item of each task."""
+    info = ModelInfo(name="tiny", path=tmp_path / "tiny.gguf", source="--model", size=0, sha256=tiny_model.sha256)
+    monkeypatch.setattr("probe.commands.resolve_model", lambda option: info)
+    monkeypatch.setattr("probe.commands.load_language_model", lambda model_info: tiny_model)
+    files = {
+        "alpha.md": protocol_text("alpha", confusable_with="[beta]", aliases="[alpha syndrome]"),
+        "beta.md": protocol_text("beta", confusable_with="[alpha]", keywords="\n  - any: [other finding]"),
+        "gamma.md": protocol_text("gamma", keywords="\n  - any: [third finding]"),
+    }
+    monkeypatch.setenv("PROTOCOL_LIBRARY", str(write_library(tmp_path / "lib", files)))
+    items = [
+        {"id": "a", "task": "answer", "query": "Demo finding: dose?", "context": ["gamma"], "expected_key": ["demodrug"]},
+        {"id": "b", "task": "bare", "query": "Alpha syndrome, first drug?", "expected_key": ["demodrug"], "avoid_key": ["dantrolene"]},
+        {"id": "c", "task": "choose", "query": "Demo finding with other finding", "expected_ids": ["alpha"]},
+    ]
+    path = tmp_path / "cases.jsonl"
+    path.write_text("\n".join(json.dumps(item) for item in items) + "\n", encoding="utf-8")
+    return path
+
+
+SWEEP = ["--layers", "1,2", "--strengths", "0.3,4", "--vectors", "contrast,protocol"]
+
+
+def test_calibrate_writes_table_curve_and_settings(tiny_calibration: Path, data_home: Path) -> None:
+    png = data_home / "curve.png"
+    result = runner.invoke(app, ["calibrate", str(tiny_calibration), *SWEEP, "--png", str(png)])
+    assert result.exit_code == 0, result.output
+    assert "Baseline accuracy: 0% (0/3" in result.stdout
+    assert "Sensitivity = wrong answers flagged" in result.stdout
+    assert "contrast  1      0.3" in result.stdout
+    assert "random    2      4" in result.stdout
+    assert "[3/3]" in result.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (data_home / "probe" / "calibration-runs.jsonl").read_text(encoding="utf-8").count("\n") == 3
+    # Every baseline is wrong, so no false-positive rate can be measured; no setting is chosen.
+    assert "No domain configuration could be scored" in result.stdout
+    assert not settings_path().exists()
+
+
+def test_calibrate_json_and_chosen_setting(tiny_calibration: Path, data_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Score the tiny model's replies as right for two items, so both rates can be measured.
+    monkeypatch.setattr("probe.calibration.CalibrationItem.is_right", lambda self, chosen, reading: self.id != "a")
+    result = runner.invoke(app, ["calibrate", str(tiny_calibration), *SWEEP, "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["baseline_accuracy"]["hits"] == 2
+    assert len(data["scores"]) == 3 * 2 * 2  # contrast, protocol and random, two layers, two strengths
+    assert data["chosen"]["source"] in ("contrast", "protocol")
+    assert data["settings_file"] == str(settings_path())
+    settings = load_settings()
+    assert (settings.layer, settings.strength) == (data["chosen"]["layer"], data["chosen"]["strength"])
+    assert settings.source.startswith("protocol calibrate cases.jsonl on ")
+
+
+def test_calibrate_rejects_bad_sweep_values(tiny_calibration: Path) -> None:
+    result = runner.invoke(app, ["calibrate", str(tiny_calibration), "--layers", "ten"])
+    assert result.exit_code == 2
+    assert "not a comma-separated list of numbers" in result.stderr
+
+
+def test_calibrate_rejects_layer_out_of_range(tiny_calibration: Path) -> None:
+    result = runner.invoke(app, ["calibrate", str(tiny_calibration), "--layers", "7"])
+    assert result.exit_code == 1
+    assert "layer 7 is out of range" in result.stderr
+
+
+def test_calibrate_scores_saved_runs(tiny_calibration: Path, data_home: Path) -> None:
+    first = runner.invoke(app, ["calibrate", str(tiny_calibration), *SWEEP, "--json", "--no-save"])
+    assert first.exit_code == 0, first.output
+    runs = data_home / "probe" / "calibration-runs.jsonl"
+    saved = runner.invoke(app, ["calibrate", str(tiny_calibration), "--from-runs", str(runs), "--json", "--no-save"])
+    assert saved.exit_code == 0, saved.output
+    assert json.loads(saved.stdout)["scores"] == json.loads(first.stdout)["scores"]
+
+
+def test_calibrate_rejects_unreadable_runs(tiny_calibration: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "runs.jsonl"
+    broken.write_text("{not json\n", encoding="utf-8")
+    result = runner.invoke(app, ["calibrate", str(tiny_calibration), "--from-runs", str(broken)])
+    assert result.exit_code == 1
+    assert "cannot read the saved runs" in result.stderr

@@ -1,0 +1,35 @@
+"""The probe settings file: shipped defaults, round trip, and invalid files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from probe.errors import SettingsError
+from probe.settings import DEFAULT_LAYER, DEFAULT_STRENGTH, ProbeSettings, load_settings, save_settings, settings_path
+
+
+def test_defaults_without_file(data_home: Path) -> None:
+    settings = load_settings()
+    assert settings_path() == data_home / "probe-settings.json"
+    assert settings.layer == DEFAULT_LAYER
+    assert settings.strength == DEFAULT_STRENGTH
+    assert settings.source == "shipped default"
+
+
+def test_round_trip(data_home: Path) -> None:
+    written = save_settings(ProbeSettings(layer=10, strength=0.35, source="test run"))
+    assert written == settings_path()
+    assert load_settings() == ProbeSettings(layer=10, strength=0.35, source="test run")
+
+
+@pytest.mark.parametrize(
+    "content",
+    ['{"layer": 10, "strength": 0.35, "colour": "red"}', '{"strength": -1}', "not json"],
+    ids=["unknown-key", "negative-strength", "not-json"],
+)
+def test_invalid_file_rejected_with_fix(data_home: Path, content: str) -> None:
+    settings_path().write_text(content, encoding="utf-8")
+    with pytest.raises(SettingsError, match="protocol calibrate"):
+        load_settings()
