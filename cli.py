@@ -13,9 +13,13 @@ from rich.table import Table
 from corrector.commands import register as register_corrector
 from corrector.commands import show_at
 from probe.commands import register as register_probe
+from probe.probing import probe_answer, record_probe
+from probe.report import print_probe
+from probe.result import ProbeResult
 from router import views
 from router.console import consoles, fail, print_json
 from router.errors import LibraryError, RouterError
+from router.service import AskResult
 
 app = typer.Typer(
     help="Answer clinical queries from human-written protocol files, citing each protocol by id, version and commit.",
@@ -52,20 +56,36 @@ def ask(
     model: ModelOption = None,
     json_output: JsonOption = False,
     no_answer: Annotated[bool, typer.Option("--no-answer", help="Stop after the model's choice of protocols.")] = False,
+    probe: Annotated[
+        bool, typer.Option("--probe", help="Also rerun the choice and answer under small perturbations and flag an unstable answer.")
+    ] = False,
 ) -> None:
     """Answer a clinical query from the matching protocols, citing id, version and commit."""
     out, err = consoles()
     try:
         session = views.open_session(library, model, err)
+        text = read_query(query)
         stream = None if json_output or no_answer else views.streamer(out)
-        result = views.run_ask(session, read_query(query), write_answer=not no_answer, on_text=stream)
+        result = views.run_ask(session, text, write_answer=not no_answer, on_text=stream)
+        probe_result = probe_asked(text, session, model, result) if probe else None
     except RouterError as error:
         fail(error, err)
 
     if json_output:
-        print_json(out, views.ask_json(result))
-    else:
-        views.print_ask(result, session, out, err, streamed=stream is not None)
+        data = views.ask_json(result)
+        data["probe"] = probe_result.to_json() if probe_result else None
+        print_json(out, data)
+        return
+    views.print_ask(result, session, out, err, streamed=stream is not None)
+    if probe_result:
+        print_probe(probe_result, out)
+
+
+def probe_asked(text: str, session: views.Session, model: Path | None, result: AskResult) -> ProbeResult:
+    """Probe an answer just given and store the probe result in its audit record."""
+    probed = probe_answer(text, session.library, index=session.index, model=model, served_choice=result.record.chosen)
+    record_probe(result.record.id, probed)
+    return probed
 
 
 @app.command()

@@ -175,7 +175,7 @@ _loaded: dict[str, Any] = {}
 
 def load_llama(info: ModelInfo, context_tokens: int = CONTEXT_TOKENS) -> Llama:
     """Load the model with llama.cpp once per process; later calls reuse the instance."""
-    key = f"{info.path}|{info.sha256}|{context_tokens}"
+    key = f"{info.sha256}|{context_tokens}"  # the same file through another path or link is not loaded twice
     if key in _loaded:
         return _loaded[key]
 

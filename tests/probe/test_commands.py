@@ -175,3 +175,23 @@ def test_calibrate_rejects_unreadable_runs(tiny_calibration: Path, tmp_path: Pat
     result = runner.invoke(app, ["calibrate", str(tiny_calibration), "--from-runs", str(broken)])
     assert result.exit_code == 1
     assert "cannot read the saved runs" in result.stderr
+
+
+def test_calibrate_resume_appends_missing_items(tiny_calibration: Path, data_home: Path) -> None:
+    first = runner.invoke(app, ["calibrate", str(tiny_calibration), *SWEEP, "--limit", "1", "--no-save"])
+    assert first.exit_code == 0, first.output
+    resumed = runner.invoke(app, ["calibrate", str(tiny_calibration), *SWEEP, "--resume", "--no-save"])
+    assert resumed.exit_code == 0, resumed.output
+    runs = (data_home / "probe" / "calibration-runs.jsonl").read_text(encoding="utf-8").splitlines()
+    assert sorted(json.loads(line)["id"] for line in runs) == ["a", "b", "c"]
+    assert resumed.stdout.startswith("Baseline accuracy: 0% (0/3,")
+    assert "[2/3]" in resumed.stderr
+    assert "[1/3]" not in resumed.stderr
+
+
+def test_calibrate_resume_rejects_other_sweep(tiny_calibration: Path) -> None:
+    first = runner.invoke(app, ["calibrate", str(tiny_calibration), *SWEEP, "--limit", "1", "--no-save"])
+    assert first.exit_code == 0, first.output
+    other = runner.invoke(app, ["calibrate", str(tiny_calibration), "--layers", "1", "--strengths", "0.3", "--resume"])
+    assert other.exit_code == 1
+    assert "used another sweep" in other.stderr

@@ -44,3 +44,22 @@ def test_real_model_baseline_and_perturbed(require_model: Path, real_cache: None
     assert texts[0] != ""
     assert texts[1] == texts[0]  # strength 0 reproduces the baseline exactly
     assert all(len(model.layer(index)._forward_hooks) == 0 for index in range(model.layer_count))
+
+
+@pytest.mark.torch
+def test_ask_probe_reports_and_records(require_model: Path, real_cache: None) -> None:
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    runner = CliRunner()
+    query = "Rising end-tidal CO2 and masseter spasm after sux, temp 39.5. Treatment?"
+    result = runner.invoke(app, ["ask", query, "--no-answer", "--probe", "--json"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    data = json.loads(result.stdout)
+    assert isinstance(data["probe"]["stable"], bool)
+    log = json.loads(runner.invoke(app, ["log", "--json", "-n", "1"]).stdout)
+    assert log[0]["answer_id"] == data["answer_id"]
+    assert log[0]["probe"] is not None
