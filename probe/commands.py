@@ -26,7 +26,7 @@ from probe.calibration import (
 )
 from probe.cases import load_items
 from probe.errors import CalibrationFileError, ProbeError
-from probe.loading import load_language_model
+from probe.loading import import_package, load_language_model
 from probe.probing import probe_answer, record_probe
 from probe.settings import ProbeSettings, save_settings, settings_path
 from router.console import consoles, fail, print_json
@@ -87,6 +87,7 @@ def calibrate_command(
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Run only the first N items.")] = None,
     png: Annotated[Path | None, typer.Option("--png", help="Where to write the curve as PNG (default: the data folder).")] = None,
     save: Annotated[bool, typer.Option("--save/--no-save", help="Write the chosen layer and strength to the probe settings file.")] = True,
+    resume: Annotated[bool, typer.Option("--resume", help="Skip the items already saved by an earlier run of the same sweep and append the rest.")] = False,
     from_runs: Annotated[
         Path | None, typer.Option("--from-runs", help="Score the per-item runs saved by an earlier, possibly stopped, calibration instead of running the model.")
     ] = None,
@@ -101,10 +102,11 @@ def calibrate_command(
         max_vectors=max_vectors,
     )
     try:
+        import_package("matplotlib")  # the curve is drawn after the long run, so check for it before
         if from_runs:
             report, outcomes_path = score_saved_runs(from_runs, cases, library, target_fpr), from_runs
         else:
-            report, outcomes_path = run_and_score(cases, library, model, sweep, limit, target_fpr, err, show_progress=not json_output)
+            report, outcomes_path = run_and_score(cases, library, model, sweep, limit, target_fpr, err, not json_output, resume)
         png_path = render_png(report, png)
         written = write_settings(report, sweep, cases) if save and report.chosen else None
     except RouterError as error:
@@ -127,16 +129,24 @@ def parse_sources(text: str) -> tuple:  # type: ignore[type-arg]
     return sources
 
 
-def run_and_score(cases, library, model, sweep, limit, target_fpr, err, show_progress) -> tuple[CalibrationReport, Path]:  # type: ignore[no-untyped-def]
-    """Run the sweep, saving each item's outcome as a JSON line as soon as it is scored."""
+def run_and_score(cases, library, model, sweep, limit, target_fpr, err, show_progress, resume) -> tuple[CalibrationReport, Path]:  # type: ignore[no-untyped-def]
+    """Run the sweep, saving each item's outcome as a JSON line as soon as it is scored.
+
+    With `resume`, items already in the saved runs are skipped and the new ones appended, so a
+    long calibration can run in parts. The report then covers every saved item.
+    """
     loaded = load_library(library)
     items = load_items(cases, loaded)[:limit]
-    language_model = load_language_model(resolve_model(model))
     outcomes_path = data_home() / "probe" / "calibration-runs.jsonl"
+    saved = load_saved_outcomes(outcomes_path, items, loaded) if resume and outcomes_path.exists() else []
+    check_same_sweep(saved, sweep, outcomes_path)
+    finished = {outcome.item_id for outcome in saved}
+    pending = [item for item in items if item.id not in finished]
+    language_model = load_language_model(resolve_model(model)) if pending else None
     outcomes_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    done = 0
-    with outcomes_path.open("w", encoding="utf-8") as runs:
+    done = len(finished)
+    with outcomes_path.open("a" if resume else "w", encoding="utf-8") as runs:
 
         def on_item(outcome: ItemOutcome) -> None:
             nonlocal done
@@ -146,8 +156,19 @@ def run_and_score(cases, library, model, sweep, limit, target_fpr, err, show_pro
             if show_progress:
                 err.print(escape(render.item_progress(outcome, done, len(items), time.monotonic() - started)))
 
-        outcomes = run_calibration(language_model, loaded, items, sweep, on_item)
-    return build_report(outcomes, sweep_configs(sweep), target_fpr), outcomes_path
+        outcomes = run_calibration(language_model, loaded, pending, sweep, on_item) if pending else []
+    return build_report(saved + outcomes, sweep_configs(sweep), target_fpr), outcomes_path
+
+
+def check_same_sweep(saved: list[ItemOutcome], sweep: Sweep, path: Path) -> None:
+    """Raise CalibrationFileError when saved runs used other layers, strengths or vectors than this sweep."""
+    expected = set(sweep_configs(sweep))
+    for outcome in saved:
+        if outcome.flagged and set(outcome.flagged) != expected:
+            raise CalibrationFileError(
+                f"the saved runs in {path} used another sweep (item {outcome.item_id}): pass the same --layers, "
+                "--strengths and --vectors, or start again without --resume"
+            )
 
 
 def score_saved_runs(path: Path, cases: Path, library: Path | None, target_fpr: float) -> CalibrationReport:

@@ -174,6 +174,7 @@ def generate_rows(
     A row ends at an EOS token, when `stop` returns True for its text so far, or after
     max_new_tokens tokens. With a `constraint`, each row takes the most likely token whose text
     keeps the constraint true, as a grammar does in llama.cpp. Rows are decoded together as one batch.
+    NOTE: finished rows stay in the batch until the last row ends, which costs time but no accuracy.
     """
     import torch
 

@@ -13,13 +13,19 @@ from router.paths import data_home
 
 VectorKind = Literal["contrast", "protocol"]
 
-# NOTE: placeholder until the calibration run recorded in benchmarks/RESULTS-probe.md sets it.
-DEFAULT_LAYER = 14
-DEFAULT_STRENGTH = 0.3
+# Chosen by `protocol calibrate tests/cases/probe-calibration.jsonl` on the default 1.5B model: the
+# contrast vector at layer 10 and 0.5 x the hidden-state norm flagged 8 of 21 wrong answers and 4 of 21
+# right ones. NOTE: that run stopped after 42 of 117 items, so the 95 % intervals are wide
+# (sensitivity 21-59 %, false-positive rate 8-40 %); benchmarks/RESULTS-probe.md has the table.
+DEFAULT_LAYER = 10
+DEFAULT_STRENGTH = 0.5
 DEFAULT_VECTOR_KIND: VectorKind = "contrast"
 DEFAULT_MAX_VECTORS = 1
 CHOICE_TOKENS = 48  # enough for {"protocols": [...]} with four long ids
-ANSWER_TOKENS = 32  # the answer prompt puts the specific treatment first, so the key drug comes early
+# The answer prompt asks for the specific treatment first, so the key drug usually comes early.
+# NOTE: an answer that restates the question can be cut before it names the drug; the reading then
+# sees no drug, and a rerun that reaches it counts as a flip.
+ANSWER_TOKENS = 32
 RANDOM_SEED = 0
 
 
