@@ -143,7 +143,10 @@ def connect(path: Path | None = None) -> Iterator[sqlite3.Connection]:
         yield connection
         connection.commit()
     except sqlite3.Error as error:
-        raise AuditError(f"audit database {path} failed: {error}") from None
+        raise AuditError(
+            f"audit database {path} failed: {error}; if the file is damaged, move it aside "
+            "(a new one is created) and keep the old one for the audit trail"
+        ) from None
     finally:
         connection.close()
 

@@ -47,6 +47,8 @@ def load_for_reading(option: Path | str | None, err: Console) -> Library:
         err.print(f"Warning: {len(library.errors)} problems in the library; files with errors were left out ('protocol check' lists them).")
     if library.git is None:
         err.print("Warning: the library is not in a git repository, so answers cannot be traced to a commit.")
+    elif library.git.branch is None:
+        err.print(f"Warning: the library's repository has a detached HEAD: protocols are read as of commit {library.git.commit[:12]}.")
     if not library.protocols:
         raise LibraryError(f"no valid protocol in {library.path}: run 'protocol check {library.path}'", library.errors)
     return library
@@ -67,7 +69,12 @@ def run_ask(session: Session, raw: str, write_answer: bool, on_text: Callable[[s
 
 
 def run_route(session: Session, raw: str) -> RouteDecision:
-    return route_query(cut_query(raw).text, session.index)
+    """Route a query as `ask` would, noting when its beginning was cut."""
+    query = cut_query(raw)
+    decision = route_query(query.text, session.index)
+    if query.notice:
+        decision.query.notes.insert(0, query.notice)
+    return decision
 
 
 def streamer(out: Console) -> Callable[[str], None]:
