@@ -35,7 +35,7 @@ class Choice:
 
     ids: list[str]
     source: ChoiceSource
-    notice: str | None = None  # set when the model's reply was unusable and the rules decided
+    notice: str | None = None  # set when the model's reply was not used as given
     raw_reply: str | None = None
 
 
@@ -114,7 +114,15 @@ def validate_reply(text: str, candidate_ids: list[str], decision: RouteDecision)
     unknown = [item for item in chosen if item not in candidate_ids]
     if unknown:
         return fallback(decision, f"the model named ids that were not offered: {unknown}", text)
-    return Choice(ids=merge_with_rules(chosen, decision), source="model", raw_reply=text)
+    supported = {candidate.id for candidate in decision.candidates if not candidate.companion}
+    unsupported = [item for item in chosen if item not in supported]
+    if unsupported and len(unsupported) == len(chosen):
+        return fallback(decision, f"the model chose only look-alikes that nothing in the query points to ({', '.join(unsupported)})", text)
+    kept = [item for item in chosen if item in supported]
+    notice = None
+    if unsupported:
+        notice = f"left out look-alikes that nothing in the query points to: {', '.join(unsupported)}"
+    return Choice(ids=merge_with_rules(kept, decision), source="model", notice=notice, raw_reply=text)
 
 
 def merge_with_rules(chosen: list[str], decision: RouteDecision) -> list[str]:

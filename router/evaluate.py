@@ -171,7 +171,7 @@ def evaluate(
             chosen=choice.ids,
             ambiguous=decision.ambiguous,
             source=choice.source,
-            fallback=choice.notice is not None,
+            fallback=choice.source == "rules" and choice.notice is not None,
         )
         results.append(result)
         if on_case:
