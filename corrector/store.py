@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from router.audit import connect
+from router.audit import connect, rows_by_id_prefix
 
 from corrector.errors import FeedbackError, ProposalError
 
@@ -127,8 +127,7 @@ def get_feedback(feedback_id: str, path: Path | None = None) -> Feedback:
     """Return one feedback by id (a unique prefix is enough) or raise FeedbackError."""
     if not ID_PREFIX.fullmatch(feedback_id):
         raise FeedbackError(f"invalid feedback id {feedback_id!r}: use the hexadecimal id that 'protocol feedback' printed")
-    with connect(path) as connection:
-        rows = connection.execute("SELECT * FROM feedback WHERE id LIKE ? || '%' LIMIT 2", (feedback_id,)).fetchall()
+    rows = rows_by_id_prefix("feedback", feedback_id, path)
     if not rows:
         raise FeedbackError(f"no feedback with id {feedback_id!r}: 'protocol feedback ANSWER_ID' records one")
     if len(rows) > 1:
@@ -209,8 +208,7 @@ def get_proposal(proposal_id: str, path: Path | None = None) -> Proposal:
     """Return one proposal by id (a unique prefix is enough) or raise ProposalError."""
     if not ID_PREFIX.fullmatch(proposal_id):
         raise ProposalError(f"invalid proposal id {proposal_id!r}: use the hexadecimal id that 'protocol review' lists")
-    with connect(path) as connection:
-        rows = connection.execute("SELECT * FROM proposals WHERE id LIKE ? || '%' LIMIT 2", (proposal_id,)).fetchall()
+    rows = rows_by_id_prefix("proposals", proposal_id, path)
     if not rows:
         raise ProposalError(f"no proposal with id {proposal_id!r}: 'protocol review' lists pending proposals")
     if len(rows) > 1:

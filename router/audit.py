@@ -209,13 +209,23 @@ def get_record(answer_id: str, path: Path | None = None) -> AnswerRecord:
     """Return one record by id (a unique prefix is enough) or raise AuditError."""
     if not re.fullmatch(r"[0-9a-f]{4,32}", answer_id):
         raise AuditError(f"invalid answer id {answer_id!r}: use the hexadecimal id that 'protocol log' shows")
-    with connect(path) as connection:
-        rows = connection.execute("SELECT * FROM answers WHERE id LIKE ? || '%' LIMIT 2", (answer_id,)).fetchall()
+    rows = rows_by_id_prefix("answers", answer_id, path)
     if not rows:
         raise AuditError(f"no answer with id {answer_id!r}: 'protocol log' lists recent answers")
     if len(rows) > 1:
         raise AuditError(f"answer id {answer_id!r} is ambiguous: give more characters")
     return row_to_record(rows[0])
+
+
+ID_TABLES = ("answers", "feedback", "proposals")
+
+
+def rows_by_id_prefix(table: str, prefix: str, path: Path | None = None) -> list[sqlite3.Row]:
+    """Return at most two rows whose id starts with `prefix`, so callers can tell unique from ambiguous."""
+    if table not in ID_TABLES:
+        raise ValueError(f"unknown audit table {table!r}")
+    with connect(path) as connection:
+        return connection.execute(f"SELECT * FROM {table} WHERE id LIKE ? || '%' LIMIT 2", (prefix,)).fetchall()
 
 
 def update_probe(answer_id: str, probe: dict[str, Any], path: Path | None = None) -> None:

@@ -83,7 +83,9 @@ def test_unsafe_id_rejected():
 def test_invalid_yaml_reports_line():
     text = protocol_text().replace("status: active", "status: [active")
     found = messages(text)
-    assert found and found[0].startswith("demo.md:") and "invalid YAML" in found[0]
+    assert found
+    assert found[0].startswith("demo.md:")
+    assert "invalid YAML" in found[0]
 
 
 def test_missing_front_matter_rejected():
