@@ -149,14 +149,17 @@ def show(
 
 @app.command()
 def check(
-    path: Annotated[Path | None, typer.Argument(help="Library folder to check (default: --library, PROTOCOL_LIBRARY or the starter library).")] = None,
+    path: Annotated[
+        Path | None,
+        typer.Argument(help="Library folder, or one protocol file checked among its folder (default: --library, PROTOCOL_LIBRARY or the starter library)."),
+    ] = None,
     library: LibraryOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Validate every protocol file and report problems as path:line: message."""
+    """Validate every protocol file, or one, and report problems as path:line: message."""
     out, err = consoles()
     try:
-        loaded = views.load_library(path or library)
+        loaded = views.check_file(path) if path is not None and (path.is_file() or path.suffix == ".md") else views.load_library(path or library)
     except LibraryError as error:
         if json_output:
             print_json(out, {"ok": False, "error": str(error), "problems": [views.problem_json(p) for p in error.problems]})
@@ -169,7 +172,7 @@ def check(
     else:
         for problem in loaded.problems:
             out.print(escape(str(problem)))
-        out.print(f"{len(loaded.protocols)} protocols valid, {len(errors)} errors, {len(loaded.problems) - len(errors)} warnings")
+        out.print(views.check_summary(loaded))
     if errors:
         raise typer.Exit(1)
 

@@ -109,6 +109,23 @@ def load_library(option: str | Path | None = None, *, today: dt.date | None = No
     return library
 
 
+def check_file(path: Path, *, today: dt.date | None = None) -> Library:
+    """Validate one protocol file among the other files of its library folder; keep only that file's results.
+
+    The rest of the folder is read so that links to other protocols and shared aliases are checked too.
+    """
+    if not path.is_file():
+        raise LibraryError(f"protocol file {path} does not exist: pass an existing .md file or a library folder")
+    if path.suffix != ".md" or path.name in NOT_PROTOCOLS or path.name.startswith((".", "_")):
+        raise LibraryError(f"{path} is not a protocol file: protocol files end in .md and are not {', '.join(sorted(NOT_PROTOCOLS))}")
+
+    library = load_library(path.parent, today=today)
+    target = path.resolve()
+    library.problems = [problem for problem in library.problems if Path(problem.path).resolve() == target]
+    library.protocols = {key: protocol for key, protocol in library.protocols.items() if Path(protocol.path).resolve() == target}
+    return library
+
+
 def read_one(library: Library, path: Path, committed: dict[str, str], cache: ParseCache) -> None:
     """Parse one file into the library, or record why it was left out."""
     label = str(path)

@@ -18,14 +18,14 @@ from router import audit
 from router.console import print_json
 from router.evaluate import CaseResult, EvalReport, evaluate, load_cases
 from router.errors import LibraryError, Problem, RouterError
-from router.library import STARTER_LIBRARY, Library, load_library, protocol_files
+from router.library import STARTER_LIBRARY, Library, check_file, load_library, protocol_files
 from router.normalize import CONTROL
 from router.model import ModelInfo, install_default_model, load_llama, resolve_model
 from router.protocol import Protocol
 from router.routing import RouteDecision, RouteIndex, load_index, route_query
 from router.service import AskResult, ask, cut_query
 
-__all__ = ["load_library", "resolve_model"]
+__all__ = ["check_file", "load_library", "resolve_model"]
 
 DEMONSTRATION_NOTICE = "Demonstration content: a clinical team must review this protocol before clinical use."
 
@@ -199,6 +199,16 @@ def print_protocol(protocol: Protocol, library: Library, out: Console) -> None:
 
 def problem_json(problem: Problem) -> dict[str, Any]:
     return {"path": problem.path, "line": problem.line, "message": problem.message, "severity": problem.severity}
+
+
+def counted(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def check_summary(library: Library) -> str:
+    errors = len(library.errors)
+    warnings = len(library.problems) - errors
+    return f"{counted(len(library.protocols), 'protocol')} valid, {counted(errors, 'error')}, {counted(warnings, 'warning')}"
 
 
 def check_json(library: Library) -> dict[str, Any]:

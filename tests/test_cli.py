@@ -56,6 +56,43 @@ def test_check_missing_folder_is_clear_error(tmp_path):
     assert "Traceback" not in result.output
 
 
+def test_check_file_reports_only_its_problems(tmp_path):
+    folder = write_library(
+        tmp_path / "lib",
+        {
+            "good.md": protocol_text("good"),
+            "bad.md": protocol_text("bad").replace("owner: test team", "owner:\ttest team"),
+        },
+    )
+    good = invoke("check", str(folder / "good.md"))
+    assert good.exit_code == 0, good.output
+    assert good.stdout.strip() == "1 protocol valid, 0 errors, 0 warnings"
+
+    bad = invoke("check", str(folder / "bad.md"), "--json")
+    assert bad.exit_code == 1
+    data = json.loads(bad.stdout)
+    assert data["protocols"] == 0
+    assert {problem["path"] for problem in data["problems"]} == {str(folder / "bad.md")}
+
+
+def test_check_file_sees_folder_links(tmp_path):
+    linked = protocol_text("first", confusable_with="[missing]")
+    folder = write_library(tmp_path / "lib", {"first.md": linked, "second.md": protocol_text("second")})
+    result = invoke("check", str(folder / "first.md"))
+    assert result.exit_code == 1
+    assert "unknown id 'missing'" in result.stdout
+
+
+def test_check_rejects_non_protocol_file(tmp_path):
+    folder = write_library(tmp_path / "lib", {"a.md": protocol_text("a")})
+    (folder / "notes.txt").write_text("hello", encoding="utf-8")
+    for name in ("notes.txt", "README.md", "absent.md"):
+        result = invoke("check", str(folder / name))
+        assert result.exit_code == 1
+        assert "Traceback" not in result.output
+        assert str(folder / name) in result.stderr
+
+
 def test_check_starter_library_passes():
     result = invoke("check", str(STARTER))
     assert result.exit_code == 0, result.output
