@@ -1,7 +1,9 @@
-"""Summarise a saved calibration run as Markdown: accuracy, domain vectors against the random control.
+"""Summarise saved calibration runs as Markdown: accuracy, domain vectors against the random control.
 
-Usage: .venv/bin/python benchmarks/probe_report.py CASES [RUNS_JSONL]
-RUNS_JSONL defaults to the data folder's last run. Saved texts are re-read with the current rules.
+Usage: .venv/bin/python benchmarks/probe_report.py CASES [RUNS_JSONL ...]
+RUNS_JSONL defaults to the data folder's last run. Several files, from sweeps of other layers or
+strengths over the same items, are joined per item. A setting that two files share keeps the first
+file's flags, and the number that differ is printed. Saved texts are re-read with the current rules.
 """
 
 from __future__ import annotations
@@ -11,8 +13,20 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from probe.calibration import CalibrationReport, ItemOutcome, build_report, load_saved_outcomes, saved_configs
+from probe.calibration import (
+    TARGET_FALSE_POSITIVE_RATE,
+    CalibrationReport,
+    Config,
+    ItemOutcome,
+    build_report,
+    choose_config,
+    load_saved_outcomes,
+    merge_outcomes,
+    saved_configs,
+    score_config,
+)
 from probe.cases import load_items
+from probe.stats import sign_test_p
 from router.library import load_library
 from router.paths import data_home
 
@@ -49,7 +63,10 @@ def per_task_rows(outcomes: list[ItemOutcome], report: CalibrationReport) -> lis
 
 def discordant_pairs(outcomes: list[ItemOutcome], report: CalibrationReport) -> list[str]:
     """Count, per domain setting, the items that only the domain vector or only the random control flagged."""
-    rows = ["| vector | layer | strength | wrong: domain only / random only | right: domain only / random only |", "|---|---|---|---|---|"]
+    rows = [
+        "| vector | layer | strength | wrong: domain only / random only | sign test p | right: domain only / random only | sign test p |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for score in report.scores:
         control = report.control_of(score)
         if score.config.source == "random" or control is None:
@@ -59,8 +76,51 @@ def discordant_pairs(outcomes: list[ItemOutcome], report: CalibrationReport) -> 
             group = [o for o in outcomes if o.right is right]
             domain_only = sum(o.flagged.get(score.config, False) and not o.flagged.get(control.config, False) for o in group)
             random_only = sum(o.flagged.get(control.config, False) and not o.flagged.get(score.config, False) for o in group)
-            cells.append(f"{domain_only} / {random_only}")
+            cells.append(f"{domain_only} / {random_only} | {sign_test_p(domain_only, random_only):.2f}")
         rows.append(f"| {score.config.source} | {score.config.layer} | {score.config.strength:g} | {cells[0]} | {cells[1]} |")
+    return rows
+
+
+def best_within_target(outcomes: list[ItemOutcome], configs: list[Config], source: str) -> str:
+    """Describe the most sensitive setting of one vector source whose false-positive rate meets the target."""
+    scores = [score_config(outcomes, config) for config in configs if config.source == source]
+    within = [score for score in scores if (score.false_positive_rate.value or 0.0) <= TARGET_FALSE_POSITIVE_RATE]
+    if not within:
+        return f"{source}: no setting within {TARGET_FALSE_POSITIVE_RATE:.0%} false positives"
+    best = max(within, key=lambda score: (score.sensitivity.value or 0.0, -(score.false_positive_rate.value or 0.0)))
+    return (
+        f"{source}: layer {best.config.layer}, strength {best.config.strength:g}: sensitivity {best.sensitivity.format()}, "
+        f"false-positive rate {best.false_positive_rate.format()}"
+    )
+
+
+def split_half_rows(outcomes: list[ItemOutcome], configs: list[Config]) -> list[str]:
+    """Choose the setting on one half of the items and score it on the other, both ways round.
+
+    This shows how much of the chosen setting's figure comes from choosing it on the same items.
+    """
+    halves = [outcomes[0::2], outcomes[1::2]]
+    rows = ["| chosen on | setting | sensitivity on the other half | false-positive rate on the other half |", "|---|---|---|---|"]
+    for name, (tuning, held_out) in (("even items", halves), ("odd items", halves[::-1])):
+        chosen, _ = choose_config([score_config(tuning, config) for config in configs], TARGET_FALSE_POSITIVE_RATE)
+        if chosen is None:
+            rows.append(f"| {name} | none | n/a | n/a |")
+            continue
+        score = score_config(held_out, chosen.config)
+        rows.append(f"| {name} | {chosen.config.label()} | {score.sensitivity.format()} | {score.false_positive_rate.format()} |")
+    return rows
+
+
+def task_group_rows(outcomes: list[ItemOutcome], configs: list[Config]) -> list[str]:
+    """Score every setting on the routing and answer steps alone, the steps that `protocol ask` runs."""
+    steps = [outcome for outcome in outcomes if outcome.task in ("choose", "answer")]
+    rows = ["| vector | layer | strength | sensitivity | false-positive rate | precision |", "|---|---|---|---|---|---|"]
+    for config in configs:
+        score = score_config(steps, config)
+        rows.append(
+            f"| {config.source} | {config.layer} | {config.strength:g} | {score.sensitivity.format()} | "
+            f"{score.false_positive_rate.format()} | {score.precision.format()} |"
+        )
     return rows
 
 
@@ -76,11 +136,15 @@ def change_kinds(lines: list[dict]) -> Counter:  # type: ignore[type-arg]
 
 def main() -> None:
     cases = Path(sys.argv[1])
-    path = Path(sys.argv[2]) if len(sys.argv) > 2 else data_home() / "probe" / "calibration-runs.jsonl"
+    paths = [Path(arg) for arg in sys.argv[2:]] or [data_home() / "probe" / "calibration-runs.jsonl"]
     library = load_library(None)
-    outcomes = load_saved_outcomes(path, load_items(cases, library), library)
-    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    report = build_report(outcomes, saved_configs(outcomes))
+    items = load_items(cases, library)
+    outcomes, disagreements = merge_outcomes([load_saved_outcomes(path, items, library) for path in paths])
+    lines = [json.loads(line) for path in paths for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    configs = saved_configs(outcomes)
+    report = build_report(outcomes, configs)
+    if len(paths) > 1:
+        print(f"Joined {len(paths)} runs files; flags or baseline scores that disagree between them: {disagreements}")
     print(f"Items run: {len(outcomes)} ({len(report.skipped)} skipped); baseline accuracy {report.accuracy.format()}")
     for task, accuracy in report.per_task.items():
         print(f"- {task}: {accuracy.format()}")
@@ -93,6 +157,15 @@ def main() -> None:
     print("\n".join(per_task_rows(outcomes, report)))
     print()
     print("\n".join(discordant_pairs(outcomes, report)))
+    print()
+    print("Most sensitive setting within the false-positive target, per vector source:")
+    for source in dict.fromkeys(config.source for config in configs):
+        print(f"- {best_within_target(outcomes, configs, source)}")
+    print()
+    print("\n".join(split_half_rows(outcomes, configs)))
+    print()
+    print("Routing and answer steps only (no bare questions):")
+    print("\n".join(task_group_rows(outcomes, configs)))
     print()
     print("Changes in flipped domain runs:", dict(change_kinds(lines)))
 

@@ -28,8 +28,10 @@ from router.library import Library
 from router.routing import RouteIndex, route_query
 from router.service import cut_query
 
-DEFAULT_LAYERS = (10, 14)
-DEFAULT_STRENGTHS = (0.25, 0.5)
+# The default sweep surrounds the shipped setting; layer 10 and strength 0.25 did worse on the default model.
+DEFAULT_LAYERS = (14, 18)
+DEFAULT_STRENGTHS = (0.35, 0.5)
+DEFAULT_SOURCES: tuple[VectorSource, ...] = ("contrast", "protocol")
 TARGET_FALSE_POSITIVE_RATE = 0.2
 
 
@@ -39,7 +41,7 @@ class Sweep:
 
     layers: tuple[int, ...] = DEFAULT_LAYERS
     strengths: tuple[float, ...] = DEFAULT_STRENGTHS
-    sources: tuple[VectorSource, ...] = ("contrast",)
+    sources: tuple[VectorSource, ...] = DEFAULT_SOURCES
     max_vectors: int = 1
     seed: int = 0
     choice_tokens: int = CHOICE_TOKENS
@@ -340,6 +342,27 @@ def load_saved_outcomes(path: Path, items: list[CalibrationItem], library: Libra
         return [rescore_saved(line, by_id.get(line["id"]), library, table) for line in lines]
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise CalibrationFileError(f"cannot read the saved runs in {path} ({error}): pass the calibration-runs.jsonl that calibrate wrote") from None
+
+
+def merge_outcomes(runs: list[list[ItemOutcome]]) -> tuple[list[ItemOutcome], int]:
+    """Join the outcomes of several sweeps over the same items, per item, in first-seen order.
+
+    A setting found in two sweeps keeps the first one's flag. Returns the outcomes and how many
+    shared flags or baseline scores disagree, which happens when batches of other sizes round
+    differently in bf16 and a greedy choice sits on a near tie.
+    """
+    merged: dict[str, ItemOutcome] = {}
+    disagreements = 0
+    for outcomes in runs:
+        for outcome in outcomes:
+            known = merged.setdefault(outcome.item_id, outcome)
+            if known is outcome:
+                continue
+            disagreements += known.right != outcome.right
+            for config, flagged in outcome.flagged.items():
+                disagreements += config in known.flagged and known.flagged[config] != flagged
+                known.flagged.setdefault(config, flagged)
+    return list(merged.values()), disagreements
 
 
 def outcome_from_json(data: dict[str, Any]) -> ItemOutcome:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +13,7 @@ from rich.markup import escape
 from probe import report as render
 from probe.calibration import (
     DEFAULT_LAYERS,
+    DEFAULT_SOURCES,
     DEFAULT_STRENGTHS,
     TARGET_FALSE_POSITIVE_RATE,
     CalibrationReport,
@@ -19,6 +21,7 @@ from probe.calibration import (
     Sweep,
     build_report,
     load_saved_outcomes,
+    merge_outcomes,
     outcome_line,
     run_calibration,
     saved_configs,
@@ -81,7 +84,7 @@ def calibrate_command(
     model: ModelOption = None,
     layers: Annotated[str, typer.Option("--layers", help="Decoder layers to sweep, comma-separated.")] = ",".join(map(str, DEFAULT_LAYERS)),
     strengths: Annotated[str, typer.Option("--strengths", help="Strengths to sweep, as multiples of the hidden-state norm, comma-separated.")] = ",".join(map(str, DEFAULT_STRENGTHS)),
-    vectors: Annotated[str, typer.Option("--vectors", help="Domain vector sources: contrast, protocol or both, comma-separated.")] = "contrast",
+    vectors: Annotated[str, typer.Option("--vectors", help="Domain vector sources: contrast, protocol or both, comma-separated.")] = ",".join(DEFAULT_SOURCES),
     max_vectors: Annotated[int, typer.Option("--max-vectors", min=1, max=16, help="Most domain vectors per item (one per look-alike).")] = 1,
     target_fpr: Annotated[float, typer.Option("--target-fpr", min=0.0, max=1.0, help="Highest false-positive rate (0-1) the chosen setting may have.")] = TARGET_FALSE_POSITIVE_RATE,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Run only the first N items.")] = None,
@@ -89,7 +92,14 @@ def calibrate_command(
     save: Annotated[bool, typer.Option("--save/--no-save", help="Write the chosen layer and strength to the probe settings file.")] = True,
     resume: Annotated[bool, typer.Option("--resume", help="Skip the items already saved by an earlier run of the same sweep and append the rest.")] = False,
     from_runs: Annotated[
-        Path | None, typer.Option("--from-runs", help="Score the per-item runs saved by an earlier, possibly stopped, calibration instead of running the model.")
+        list[Path] | None,
+        typer.Option(
+            "--from-runs",
+            help="Score the per-item runs saved by earlier, possibly stopped, calibrations instead of running the model; repeat to join sweeps over the same items.",
+        ),
+    ] = None,
+    runs_file: Annotated[
+        Path | None, typer.Option("--runs", help="Where to save the per-item runs (default: probe/calibration-runs.jsonl in the data folder).")
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -104,19 +114,23 @@ def calibrate_command(
     try:
         import_package("matplotlib")  # the curve is drawn after the long run, so check for it before
         if from_runs:
-            report, outcomes_path = score_saved_runs(from_runs, cases, library, target_fpr), from_runs
+            report, disagreements = score_saved_runs(from_runs, cases, library, target_fpr)
+            runs_paths = from_runs
+            if disagreements:
+                err.print(f"{disagreements} flags or baseline scores differ between the runs files; the first file's are kept.")
         else:
-            report, outcomes_path = run_and_score(cases, library, model, sweep, limit, target_fpr, err, not json_output, resume)
+            report, outcomes_path = run_and_score(cases, library, model, sweep, limit, target_fpr, err, not json_output, resume, runs_file)
+            runs_paths = [outcomes_path]
         png_path = render_png(report, png)
         written = write_settings(report, sweep, cases) if save and report.chosen else None
     except RouterError as error:
         fail(error, err)
 
     if json_output:
-        print_json(out, {**report.to_json(), "png": str(png_path), "runs": str(outcomes_path), "settings_file": str(written) if written else None})
+        print_json(out, {**report.to_json(), "png": str(png_path), "runs": [str(path) for path in runs_paths], "settings_file": str(written) if written else None})
         return
     render.print_calibration(report, out, terminal_chart(report))
-    out.print(f"Curve: {escape(str(png_path))}; per-item runs: {escape(str(outcomes_path))}")
+    out.print(f"Curve: {escape(str(png_path))}; per-item runs: {escape(', '.join(map(str, runs_paths)))}")
     if written:
         out.print(f"Settings written to {escape(str(written))}.")
 
@@ -129,15 +143,20 @@ def parse_sources(text: str) -> tuple:  # type: ignore[type-arg]
     return sources
 
 
-def run_and_score(cases, library, model, sweep, limit, target_fpr, err, show_progress, resume) -> tuple[CalibrationReport, Path]:  # type: ignore[no-untyped-def]
+def run_and_score(cases, library, model, sweep, limit, target_fpr, err, show_progress, resume, runs_file) -> tuple[CalibrationReport, Path]:  # type: ignore[no-untyped-def]
     """Run the sweep, saving each item's outcome as a JSON line as soon as it is scored.
 
     With `resume`, items already in the saved runs are skipped and the new ones appended, so a
-    long calibration can run in parts. The report then covers every saved item.
+    long calibration can run in parts. The report then covers every saved item. Without it, an
+    earlier runs file is kept under a dated name rather than overwritten.
     """
     loaded = load_library(library)
     items = load_items(cases, loaded)[:limit]
-    outcomes_path = data_home() / "probe" / "calibration-runs.jsonl"
+    outcomes_path = runs_file or data_home() / "probe" / "calibration-runs.jsonl"
+    if not resume:
+        backup = keep_earlier_runs(outcomes_path)
+        if backup:
+            err.print(f"Earlier runs kept as {escape(str(backup))}.")
     saved = load_saved_outcomes(outcomes_path, items, loaded) if resume and outcomes_path.exists() else []
     check_same_sweep(saved, sweep, outcomes_path)
     finished = {outcome.item_id for outcome in saved}
@@ -160,6 +179,20 @@ def run_and_score(cases, library, model, sweep, limit, target_fpr, err, show_pro
     return build_report(saved + outcomes, sweep_configs(sweep), target_fpr), outcomes_path
 
 
+def keep_earlier_runs(path: Path) -> Path | None:
+    """Rename a non-empty runs file to a dated name beside it, so a new calibration cannot overwrite it."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    stamp = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    backup = path.with_name(f"{path.stem}.{stamp}{path.suffix}")
+    counter = 1
+    while backup.exists():
+        counter += 1
+        backup = path.with_name(f"{path.stem}.{stamp}-{counter}{path.suffix}")
+    path.rename(backup)
+    return backup
+
+
 def check_same_sweep(saved: list[ItemOutcome], sweep: Sweep, path: Path) -> None:
     """Raise CalibrationFileError when saved runs used other layers, strengths or vectors than this sweep."""
     expected = set(sweep_configs(sweep))
@@ -171,13 +204,21 @@ def check_same_sweep(saved: list[ItemOutcome], sweep: Sweep, path: Path) -> None
             )
 
 
-def score_saved_runs(path: Path, cases: Path, library: Path | None, target_fpr: float) -> CalibrationReport:
-    """Score the outcomes saved by an earlier run, re-reading their texts with the current rules."""
+def score_saved_runs(paths: list[Path], cases: Path, library: Path | None, target_fpr: float) -> tuple[CalibrationReport, int]:
+    """Score the outcomes saved by earlier runs, re-reading their texts with the current rules.
+
+    Returns the report and how many flags differ between the files (see `merge_outcomes`).
+    """
     loaded = load_library(library)
-    outcomes = load_saved_outcomes(path, load_items(cases, loaded), loaded)
-    if not outcomes:
-        raise CalibrationFileError(f"{path} contains no saved runs")
-    return build_report(outcomes, saved_configs(outcomes), target_fpr)
+    items = load_items(cases, loaded)
+    runs = []
+    for path in paths:
+        outcomes = load_saved_outcomes(path, items, loaded)
+        if not outcomes:
+            raise CalibrationFileError(f"{path} contains no saved runs: pass the calibration-runs.jsonl that calibrate wrote")
+        runs.append(outcomes)
+    merged, disagreements = merge_outcomes(runs)
+    return build_report(merged, saved_configs(merged), target_fpr), disagreements
 
 
 def render_png(report: CalibrationReport, png: Path | None) -> Path:

@@ -13,13 +13,13 @@ from router.paths import data_home
 
 VectorKind = Literal["contrast", "protocol"]
 
-# Chosen by `protocol calibrate tests/cases/probe-calibration.jsonl` on the default 1.5B model: the
-# contrast vector at layer 10 and 0.5 x the hidden-state norm flagged 8 of 21 wrong answers and 4 of 21
-# right ones. NOTE: that run stopped after 42 of 117 items, so the 95 % intervals are wide
-# (sensitivity 21-59 %, false-positive rate 8-40 %); benchmarks/RESULTS-probe.md has the table.
-DEFAULT_LAYER = 10
+# Chosen by `protocol calibrate` on the default 1.5B model over 116 scored items and two sweeps (layers 10,
+# 14 and 18, strengths 0.25-0.5, contrast and protocol vectors): the protocol vector at layer 14 and
+# 0.5 x the hidden-state norm flagged 27 of 69 wrong answers (39 %, 95 % interval 28-51 %) and 7 of
+# 47 right ones (15 %, 7-28 %). benchmarks/RESULTS-probe.md has the table and the runs.
+DEFAULT_LAYER = 14
 DEFAULT_STRENGTH = 0.5
-DEFAULT_VECTOR_KIND: VectorKind = "contrast"
+DEFAULT_VECTOR_KIND: VectorKind = "protocol"
 DEFAULT_MAX_VECTORS = 1
 CHOICE_TOKENS = 48  # enough for {"protocols": [...]} with four long ids
 # The answer prompt asks for the specific treatment first, so the key drug usually comes early.

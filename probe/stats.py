@@ -45,3 +45,17 @@ def wilson_interval(hits: int, total: int, z: float = Z_95) -> tuple[float, floa
     centre = (p + z * z / (2 * total)) / denominator
     half_width = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
     return max(0.0, centre - half_width), min(1.0, centre + half_width)
+
+
+def sign_test_p(first: int, second: int) -> float:
+    """Return the exact two-sided sign-test p-value for `first` against `second` discordant pairs.
+
+    This is McNemar's exact test: under no difference each discordant pair is a fair coin.
+    """
+    if first < 0 or second < 0:
+        raise ValueError(f"counts must not be negative, got {first} and {second}")
+    total = first + second
+    if total == 0:
+        return 1.0
+    tail = sum(math.comb(total, k) for k in range(min(first, second) + 1)) / 2**total
+    return min(1.0, 2 * tail)

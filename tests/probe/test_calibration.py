@@ -8,6 +8,7 @@ from probe.calibration import (
     build_report,
     calibration_order,
     choose_config,
+    merge_outcomes,
     outcome_from_json,
     saved_configs,
     score_config,
@@ -95,3 +96,25 @@ def test_calibration_order_alternates_tasks() -> None:
         CalibrationItem(id="c1", task="choose", query="q", expected_ids=["heat-stroke"]),
     ]
     assert [item.id for item in calibration_order(items)] == ["b1", "c1", "a2", "b2", "a1"]
+
+
+def test_merge_joins_sweeps_per_item() -> None:
+    other = Config("protocol", 18, 0.35)
+    first = [outcome("w1", False, DOMAIN_LOW), outcome("r1", True)]
+    second = [
+        ItemOutcome(item_id="r1", task="bare", tags=[], right=True, target=None, flagged={other: True, DOMAIN_LOW: False}),
+        ItemOutcome(item_id="w1", task="bare", tags=[], right=False, target=None, flagged={other: False, DOMAIN_LOW: False}),
+    ]
+
+    merged, disagreements = merge_outcomes([first, second])
+
+    assert [item.item_id for item in merged] == ["w1", "r1"]
+    assert merged[0].flagged[DOMAIN_LOW] is True  # the first file's flag is kept
+    assert merged[1].flagged[other] is True
+    assert disagreements == 1
+
+
+def test_merge_counts_baseline_disagreement() -> None:
+    merged, disagreements = merge_outcomes([[outcome("w1", False)], [outcome("w1", True)]])
+    assert merged[0].right is False
+    assert disagreements == 1

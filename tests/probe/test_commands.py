@@ -195,3 +195,40 @@ def test_calibrate_resume_rejects_other_sweep(tiny_calibration: Path) -> None:
     other = runner.invoke(app, ["calibrate", str(tiny_calibration), "--layers", "1", "--strengths", "0.3", "--resume"])
     assert other.exit_code == 1
     assert "used another sweep" in other.stderr
+
+
+def test_calibrate_keeps_earlier_runs(tiny_calibration: Path, data_home: Path) -> None:
+    runs = data_home / "probe" / "calibration-runs.jsonl"
+    first = runner.invoke(app, ["calibrate", str(tiny_calibration), *SWEEP, "--limit", "1", "--no-save"])
+    assert first.exit_code == 0, first.output
+    earlier = runs.read_text(encoding="utf-8")
+
+    second = runner.invoke(app, ["calibrate", str(tiny_calibration), *SWEEP, "--no-save"])
+    assert second.exit_code == 0, second.output
+    backups = list(runs.parent.glob("calibration-runs.*.jsonl"))
+    assert len(backups) == 1
+    assert backups[0].read_text(encoding="utf-8") == earlier
+    assert "Earlier runs kept as" in second.stderr
+    assert runs.read_text(encoding="utf-8").count("\n") == 3
+
+
+def test_calibrate_writes_runs_file_option(tiny_calibration: Path, data_home: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "sweep-b.jsonl"
+    result = runner.invoke(app, ["calibrate", str(tiny_calibration), *SWEEP, "--runs", str(runs), "--json", "--no-save"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["runs"] == [str(runs)]
+    assert runs.read_text(encoding="utf-8").count("\n") == 3
+    assert not (data_home / "probe" / "calibration-runs.jsonl").exists()
+
+
+def test_calibrate_joins_saved_sweeps(tiny_calibration: Path, tmp_path: Path) -> None:
+    low, high = tmp_path / "low.jsonl", tmp_path / "high.jsonl"
+    for runs, strength in ((low, "0.3"), (high, "4")):
+        result = runner.invoke(app, ["calibrate", str(tiny_calibration), "--layers", "1", "--strengths", strength, "--vectors", "contrast", "--runs", str(runs), "--no-save"])
+        assert result.exit_code == 0, result.output
+
+    joined = runner.invoke(app, ["calibrate", str(tiny_calibration), "--from-runs", str(low), "--from-runs", str(high), "--json", "--no-save"])
+    assert joined.exit_code == 0, joined.output
+    data = json.loads(joined.stdout)
+    assert {(score["source"], score["strength"]) for score in data["scores"]} == {("contrast", 0.3), ("contrast", 4.0), ("random", 0.3), ("random", 4.0)}
+    assert data["runs"] == [str(low), str(high)]

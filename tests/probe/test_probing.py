@@ -12,7 +12,7 @@ from probe.settings import ProbeSettings
 from router.library import load_library
 from tests.conftest import STARTER
 
-SETTINGS = ProbeSettings(layer=1, strength=0.3, choice_tokens=6, answer_tokens=6)
+SETTINGS = ProbeSettings(layer=1, strength=0.3, vector_kind="contrast", choice_tokens=6, answer_tokens=6)
 MH_QUERY = "Rigid jaw after suxamethonium at induction, end-tidal CO2 rising fast. Dantrolene dose?"
 
 
@@ -102,3 +102,10 @@ def test_single_protocol_library_not_probed(tiny_model: LanguageModel, tmp_path)
     assert not result.probed
     assert result.steps == []
     assert "no look-alike" in result.notices[0]
+
+
+def test_protocol_vector_names_look_alike(tiny_model: LanguageModel) -> None:
+    settings = ProbeSettings(layer=1, strength=0.3, vector_kind="protocol", choice_tokens=6, answer_tokens=6)
+    result = probe_answer(MH_QUERY, load_library(STARTER), settings=settings, language_model=tiny_model)
+    assert result.steps[0].runs[0].source == "protocol"
+    assert result.steps[0].runs[0].vector == "protocol:heat-stroke"

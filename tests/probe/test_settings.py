@@ -6,8 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from probe.calibration import Config, build_report, load_saved_outcomes, merge_outcomes, saved_configs
+from probe.cases import load_items
 from probe.errors import SettingsError
-from probe.settings import DEFAULT_LAYER, DEFAULT_STRENGTH, ProbeSettings, load_settings, save_settings, settings_path
+from probe.settings import DEFAULT_LAYER, DEFAULT_STRENGTH, DEFAULT_VECTOR_KIND, ProbeSettings, load_settings, save_settings, settings_path
+from router.library import load_library
+from tests.conftest import REPO, STARTER
 
 
 def test_defaults_without_file(data_home: Path) -> None:
@@ -33,3 +37,18 @@ def test_invalid_file_rejected_with_fix(data_home: Path, content: str) -> None:
     settings_path().write_text(content, encoding="utf-8")
     with pytest.raises(SettingsError, match="protocol calibrate"):
         load_settings()
+
+
+def test_shipped_default_matches_calibration() -> None:
+    library = load_library(STARTER)
+    items = load_items(REPO / "tests" / "cases" / "probe-calibration.jsonl", library)
+    runs = [load_saved_outcomes(path, items, library) for path in sorted((REPO / "benchmarks" / "probe-runs").glob("*.jsonl"))]
+    outcomes, _ = merge_outcomes(runs)
+
+    report = build_report(outcomes, saved_configs(outcomes))
+
+    assert report.chosen is not None
+    assert report.meets_target
+    assert report.chosen.config == Config(DEFAULT_VECTOR_KIND, DEFAULT_LAYER, DEFAULT_STRENGTH)
+    assert (report.chosen.sensitivity.hits, report.chosen.sensitivity.total) == (27, 69)
+    assert (report.chosen.false_positive_rate.hits, report.chosen.false_positive_rate.total) == (7, 47)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from probe.stats import Proportion, wilson_interval
+from probe.stats import Proportion, sign_test_p, wilson_interval
 
 
 @pytest.mark.parametrize(
@@ -32,3 +32,17 @@ def test_proportion_format() -> None:
     assert Proportion(3, 12).format() == "25% (3/12, 9%-53%)"
     assert Proportion(0, 0).format() == "n/a (0 cases)"
     assert Proportion(0, 0).value is None
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "expected"),
+    [(9, 3, 598 / 4096), (3, 9, 598 / 4096), (0, 5, 2 / 32), (5, 5, 1.0), (0, 0, 1.0)],
+    ids=["more-first", "more-second", "one-sided", "even", "no-pairs"],
+)
+def test_sign_test_known_values(first: int, second: int, expected: float) -> None:
+    assert sign_test_p(first, second) == pytest.approx(expected)
+
+
+def test_sign_test_rejects_negative_count() -> None:
+    with pytest.raises(ValueError, match="must not be negative"):
+        sign_test_p(-1, 2)
