@@ -338,10 +338,36 @@ def load_saved_outcomes(path: Path, items: list[CalibrationItem], library: Libra
     by_id = {item.id: item for item in items}
     table = TermTable.for_library(library)
     try:
-        lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        return [rescore_saved(line, by_id.get(line["id"]), library, table) for line in lines]
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
         raise CalibrationFileError(f"cannot read the saved runs in {path} ({error}): pass the calibration-runs.jsonl that calibrate wrote") from None
+    return [
+        read_saved_line(f"{path}:{number}", line, by_id, library, table)
+        for number, line in enumerate(text.splitlines(), start=1)
+        if line.strip()
+    ]
+
+
+def read_saved_line(where: str, line: str, by_id: dict[str, CalibrationItem], library: Library, table: TermTable) -> ItemOutcome:
+    """Re-score one saved line, or raise CalibrationFileError naming the file and line."""
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise CalibrationFileError(
+            f"{where}: invalid saved run ({error.msg} at column {error.colno}): a stopped run can leave its last line cut; "
+            "finish it with --resume, or delete that line"
+        ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+        raise CalibrationFileError(f"{where}: not a saved calibration item (no id): pass the calibration-runs.jsonl that calibrate wrote")
+    item = by_id.get(data["id"])
+    if item is None:
+        raise CalibrationFileError(f"{where}: item {data['id']!r} is not in the case file: pass the case file that these runs were made from")
+    try:
+        return rescore_saved(data, item, library, table)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise CalibrationFileError(
+            f"{where}: saved item {data['id']!r} is incomplete (missing or invalid {error}): pass the calibration-runs.jsonl that calibrate wrote"
+        ) from None
 
 
 def merge_outcomes(runs: list[list[ItemOutcome]]) -> tuple[list[ItemOutcome], int]:

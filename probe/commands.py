@@ -29,9 +29,9 @@ from probe.calibration import (
 )
 from probe.cases import load_items
 from probe.errors import CalibrationFileError, ProbeError
-from probe.loading import import_package, load_language_model
+from probe.loading import check_layer, import_package, load_language_model
 from probe.probing import probe_answer, record_probe
-from probe.settings import ProbeSettings, save_settings, settings_path
+from probe.settings import MAX_STRENGTH, ProbeSettings, save_settings, settings_path
 from router.console import consoles, fail, print_json
 from router.errors import RouterError
 from router.library import load_library
@@ -43,14 +43,17 @@ ModelOption = Annotated[Path | None, typer.Option("--model", "-m", help="GGUF mo
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
 
-def parse_numbers(text: str, kind: type, option: str) -> tuple:  # type: ignore[type-arg]
-    """Parse a comma-separated list such as "10,14,18" for a sweep option."""
+def parse_numbers(text: str, kind: type, option: str, low: float, high: float) -> tuple:  # type: ignore[type-arg]
+    """Parse a comma-separated list such as "10,14,18" for a sweep option; every value must lie in [low, high]."""
     try:
         values = tuple(kind(part) for part in text.split(",") if part.strip())
     except ValueError:
         raise typer.BadParameter(f"{text!r} is not a comma-separated list of numbers", param_hint=option) from None
     if not values:
         raise typer.BadParameter("give at least one value", param_hint=option)
+    outside = [value for value in values if not low <= value <= high]
+    if outside:
+        raise typer.BadParameter(f"{outside[0]:g} is out of range: use values from {low:g} to {high:g}", param_hint=option)
     return values
 
 
@@ -95,7 +98,7 @@ def calibrate_command(
         list[Path] | None,
         typer.Option(
             "--from-runs",
-            help="Score the per-item runs saved by earlier, possibly stopped, calibrations instead of running the model; repeat to join sweeps over the same items.",
+            help="Score the per-item runs saved by earlier calibrations instead of running the model (the sweep options, --limit and --resume are then unused); repeat to join sweeps over the same items.",
         ),
     ] = None,
     runs_file: Annotated[
@@ -106,8 +109,8 @@ def calibrate_command(
     """Run a labelled case set over a sweep of layers and strengths, report sensitivity and false-positive rate, and fix the setting."""
     out, err = consoles()
     sweep = Sweep(
-        layers=parse_numbers(layers, int, "--layers"),
-        strengths=parse_numbers(strengths, float, "--strengths"),
+        layers=parse_numbers(layers, int, "--layers", 0, 1023),
+        strengths=parse_numbers(strengths, float, "--strengths", 0.0, MAX_STRENGTH),
         sources=parse_sources(vectors),
         max_vectors=max_vectors,
     )
@@ -122,7 +125,7 @@ def calibrate_command(
             report, outcomes_path = run_and_score(cases, library, model, sweep, limit, target_fpr, err, not json_output, resume, runs_file)
             runs_paths = [outcomes_path]
         png_path = render_png(report, png)
-        written = write_settings(report, sweep, cases) if save and report.chosen else None
+        written = write_settings(report, sweep, cases) if save and report.chosen and report.meets_target else None
     except RouterError as error:
         fail(error, err)
 
@@ -133,6 +136,8 @@ def calibrate_command(
     out.print(f"Curve: {escape(str(png_path))}; per-item runs: {escape(', '.join(map(str, runs_paths)))}")
     if written:
         out.print(f"Settings written to {escape(str(written))}.")
+    elif save and report.chosen:
+        out.print("Settings not written: no setting meets the false-positive target, so the probe keeps its current setting.")
 
 
 def parse_sources(text: str) -> tuple:  # type: ignore[type-arg]
@@ -151,17 +156,23 @@ def run_and_score(cases, library, model, sweep, limit, target_fpr, err, show_pro
     earlier runs file is kept under a dated name rather than overwritten.
     """
     loaded = load_library(library)
-    items = load_items(cases, loaded)[:limit]
+    all_items = load_items(cases, loaded)
+    items = all_items[:limit]
     outcomes_path = runs_file or data_home() / "probe" / "calibration-runs.jsonl"
-    if not resume:
-        backup = keep_earlier_runs(outcomes_path)
-        if backup:
-            err.print(f"Earlier runs kept as {escape(str(backup))}.")
-    saved = load_saved_outcomes(outcomes_path, items, loaded) if resume and outcomes_path.exists() else []
+    if resume and drop_cut_line(outcomes_path):
+        err.print(f"The last line of {escape(str(outcomes_path))} was cut off by a stopped run; that item runs again.")
+    saved = load_saved_outcomes(outcomes_path, all_items, loaded) if resume and outcomes_path.exists() else []
     check_same_sweep(saved, sweep, outcomes_path)
     finished = {outcome.item_id for outcome in saved}
     pending = [item for item in items if item.id not in finished]
     language_model = load_language_model(resolve_model(model)) if pending else None
+    for layer in sweep.layers if language_model else ():
+        check_layer(layer, language_model.layer_count)
+
+    if not resume:
+        backup = keep_earlier_runs(outcomes_path)
+        if backup:
+            err.print(f"Earlier runs kept as {escape(str(backup))}.")
     outcomes_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     done = len(finished)
@@ -177,6 +188,18 @@ def run_and_score(cases, library, model, sweep, limit, target_fpr, err, show_pro
 
         outcomes = run_calibration(language_model, loaded, pending, sweep, on_item) if pending else []
     return build_report(saved + outcomes, sweep_configs(sweep), target_fpr), outcomes_path
+
+
+def drop_cut_line(path: Path) -> bool:
+    """Remove a last line without its newline, which only a stopped run leaves; return whether one was removed."""
+    if not path.is_file():
+        return False
+    content = path.read_bytes()
+    if not content or content.endswith(b"\n"):
+        return False
+    with path.open("r+b") as runs:
+        runs.truncate(content.rfind(b"\n") + 1)
+    return True
 
 
 def keep_earlier_runs(path: Path) -> Path | None:
@@ -207,6 +230,7 @@ def check_same_sweep(saved: list[ItemOutcome], sweep: Sweep, path: Path) -> None
 def score_saved_runs(paths: list[Path], cases: Path, library: Path | None, target_fpr: float) -> tuple[CalibrationReport, int]:
     """Score the outcomes saved by earlier runs, re-reading their texts with the current rules.
 
+    Every file must hold the same items, so that each setting is scored on the same answers.
     Returns the report and how many flags differ between the files (see `merge_outcomes`).
     """
     loaded = load_library(library)
@@ -216,9 +240,23 @@ def score_saved_runs(paths: list[Path], cases: Path, library: Path | None, targe
         outcomes = load_saved_outcomes(path, items, loaded)
         if not outcomes:
             raise CalibrationFileError(f"{path} contains no saved runs: pass the calibration-runs.jsonl that calibrate wrote")
+        if runs:
+            check_same_items(runs[0], outcomes, paths[0], path)
         runs.append(outcomes)
     merged, disagreements = merge_outcomes(runs)
     return build_report(merged, saved_configs(merged), target_fpr), disagreements
+
+
+def check_same_items(first: list[ItemOutcome], other: list[ItemOutcome], first_path: Path, other_path: Path) -> None:
+    """Raise CalibrationFileError when two runs files do not hold the same items."""
+    first_ids = {outcome.item_id for outcome in first}
+    other_ids = {outcome.item_id for outcome in other}
+    for missing, holder, lacking in ((first_ids - other_ids, first_path, other_path), (other_ids - first_ids, other_path, first_path)):
+        if missing:
+            raise CalibrationFileError(
+                f"{lacking} lacks {len(missing)} items that {holder} has ({', '.join(sorted(missing)[:5])}): "
+                "finish it with calibrate --resume --runs FILE and the same sweep, or join files over the same items"
+            )
 
 
 def render_png(report: CalibrationReport, png: Path | None) -> Path:

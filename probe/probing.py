@@ -60,6 +60,7 @@ def probe_answer(
         result.notices.append(cut.notice)
 
     decision = route_query(cut.text, index or RouteIndex(library))
+    result.notices.extend(decision.query.notes)
     if decision.no_match or decision.ambiguous:
         reason = "no protocol matches" if decision.no_match else "the query fits several protocols and the router asks back"
         result.notices.append(f"nothing to probe: {reason}, so the reply is fixed text that no model wrote")
@@ -88,6 +89,9 @@ def probe_answer(
         language_model, library, cut.text, protocols, at_strength(vectors, settings.strength), settings.answer_tokens
     )
     add_step(result, answer)
+    result.notices.append(
+        f"the probe compares only the first {settings.answer_tokens} tokens of each answer, so its texts can stop mid-sentence"
+    )
     return result
 
 

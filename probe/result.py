@@ -123,7 +123,7 @@ class ProbeResult:
     def to_json(self) -> dict[str, Any]:
         return {
             "verdict": self.verdict,
-            "stable": self.stable,
+            "stable": self.stable if self.probed else None,  # nothing was perturbed, so it is neither stable nor unstable
             "probed": self.probed,
             "meaning": NOT_CORRECTNESS,
             "needs_review": self.probed and not self.stable,

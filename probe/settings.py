@@ -27,6 +27,7 @@ CHOICE_TOKENS = 48  # enough for {"protocols": [...]} with four long ids
 # sees no drug, and a rerun that reaches it counts as a flip.
 ANSWER_TOKENS = 32
 RANDOM_SEED = 0
+MAX_STRENGTH = 5.0  # a push five times the hidden state's own norm already overwhelms it
 
 
 class ProbeSettings(BaseModel):
@@ -35,7 +36,7 @@ class ProbeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     layer: int = Field(default=DEFAULT_LAYER, ge=0)
-    strength: float = Field(default=DEFAULT_STRENGTH, ge=0.0, le=5.0)  # a multiple of the hidden-state norm
+    strength: float = Field(default=DEFAULT_STRENGTH, ge=0.0, le=MAX_STRENGTH)  # a multiple of the hidden-state norm
     vector_kind: VectorKind = DEFAULT_VECTOR_KIND
     max_vectors: int = Field(default=DEFAULT_MAX_VECTORS, ge=1, le=16)
     choice_tokens: int = Field(default=CHOICE_TOKENS, ge=1, le=512)

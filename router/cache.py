@@ -15,7 +15,7 @@ from typing import Any
 
 from router.paths import data_home
 
-CACHE_FORMAT = 1  # bump when Protocol or Problem change shape
+CACHE_FORMAT = 2  # bump when Protocol or Problem change shape
 
 
 class ParseCache:

@@ -73,12 +73,12 @@ def git_blob_sha(content: bytes) -> str:
 
 
 def protocol_files(folder: Path) -> list[Path]:
-    """List the protocol files of a folder in a stable order."""
-    return sorted(
-        path
-        for path in folder.glob("*.md")
-        if path.name not in NOT_PROTOCOLS and not path.name.startswith((".", "_"))
-    )
+    """List the protocol files of a folder in a stable order; `read_one` reports any that is not a regular file."""
+    return sorted(path for path in folder.glob("*.md") if is_protocol_name(path))
+
+
+def is_protocol_name(path: Path) -> bool:
+    return path.suffix == ".md" and path.name not in NOT_PROTOCOLS and not path.name.startswith((".", "_"))
 
 
 def load_library(option: str | Path | None = None, *, today: dt.date | None = None) -> Library:
@@ -114,9 +114,11 @@ def check_file(path: Path, *, today: dt.date | None = None) -> Library:
 
     The rest of the folder is read so that links to other protocols and shared aliases are checked too.
     """
-    if not path.is_file():
+    if path.is_dir():
+        raise LibraryError(f"{path} is a folder, not a protocol file: pass the folder without a file name to check the whole library")
+    if not path.exists():
         raise LibraryError(f"protocol file {path} does not exist: pass an existing .md file or a library folder")
-    if path.suffix != ".md" or path.name in NOT_PROTOCOLS or path.name.startswith((".", "_")):
+    if not is_protocol_name(path):
         raise LibraryError(f"{path} is not a protocol file: protocol files end in .md and are not {', '.join(sorted(NOT_PROTOCOLS))}")
 
     library = load_library(path.parent, today=today)
@@ -129,6 +131,9 @@ def check_file(path: Path, *, today: dt.date | None = None) -> Library:
 def read_one(library: Library, path: Path, committed: dict[str, str], cache: ParseCache) -> None:
     """Parse one file into the library, or record why it was left out."""
     label = str(path)
+    if not path.is_file():
+        library.problems.append(Problem(label, 1, "not a regular file (a folder, pipe or broken link): remove it or rename it without .md"))
+        return
     try:
         content = path.read_bytes()
     except OSError as error:
@@ -202,16 +207,26 @@ def check_library(library: Library, today: dt.date) -> None:
     protocols = library.protocols
     for protocol in protocols.values():
         label = protocol.path
+        line = protocol.key_lines.get("confusable_with", 2)
         for other in protocol.meta.confusable_with:
-            if other not in protocols:
-                library.problems.append(Problem(label, 2, f"confusable_with names unknown id {other!r}: fix the id or add that protocol"))
+            if other == protocol.id:
+                library.problems.append(Problem(label, line, f"confusable_with names the protocol itself ({other!r}): remove it"))
+            elif other not in protocols:
+                library.problems.append(
+                    Problem(label, line, f"confusable_with names unknown id {other!r}: fix the id or add that protocol{unreadable_note(library)}")
+                )
             elif protocol.id not in protocols[other].meta.confusable_with:
                 library.problems.append(
-                    Problem(label, 2, f"confusable_with names {other!r}, but {other!r} does not name {protocol.id!r}: add it there", "warning")
+                    Problem(label, line, f"confusable_with names {other!r}, but {other!r} does not name {protocol.id!r}: add it there", "warning")
                 )
         if protocol.meta.review_due < today:
             library.problems.append(
-                Problem(label, 2, f"review_due {protocol.meta.review_due} is in the past: review the protocol and update the dates", "warning")
+                Problem(
+                    label,
+                    protocol.key_lines.get("review_due", 2),
+                    f"review_due {protocol.meta.review_due} is in the past: review the protocol and update the dates",
+                    "warning",
+                )
             )
         if not protocol.meta.keywords and not protocol.meta.aliases:
             library.problems.append(
@@ -219,6 +234,14 @@ def check_library(library: Library, today: dt.date) -> None:
             )
 
     report_shared_aliases(library)
+
+
+def unreadable_note(library: Library) -> str:
+    """Point at files left out for errors, since one of them may be the protocol a link names."""
+    failed = sorted({problem.path for problem in library.problems if problem.severity == "error"})
+    if not failed:
+        return ""
+    return f" (files left out for errors, which may define it: {', '.join(Path(path).name for path in failed[:3])})"
 
 
 def report_shared_aliases(library: Library) -> None:

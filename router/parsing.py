@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 from pathlib import Path
@@ -21,6 +22,15 @@ CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # tabs are rep
 SECTION = re.compile(r"^##\s+(?P<name>.+?)\s*$")
 ACTION = re.compile(r"^(?P<number>\d+)\.\s+(?P<text>\S.*)$")
 ACTION_FIELD = re.compile(r"^\s+[-*]\s+(?P<key>drug|dose|route|timing):\s*(?P<value>.+?)\s*$")
+DATE_LINE = re.compile(r"^\s*(?P<key>[A-Za-z_]+):\s*[\"']?(?P<date>\d{4}-\d{2}-\d{2})[\"']?\s*(?:#.*)?$")
+# The fix that each kind of pydantic error needs, by the start of its error type.
+TYPE_FIXES = {
+    "date": "write the date as YYYY-MM-DD",
+    "list": "write a YAML list, such as [first, second] or one '- item' per line",
+    "dict": "write a YAML mapping of keys to values",
+    "string": "write text, in quotes if it could be read as a number, date or yes/no",
+    "url": "write a full address that starts with https://",
+}
 
 
 class ParseFailed(Exception):
@@ -71,6 +81,7 @@ def parse_protocol(path: Path, text: str, label: str | None = None) -> tuple[Pro
         key_actions_text=sections["Key actions"][1].strip("\n"),
         contraindications_text=sections["Contraindications"][1].strip("\n"),
         path=str(path),
+        key_lines={str(key): data.lc.key(key)[0] + 2 for key in data},
     )
     return protocol, problems
 
@@ -107,14 +118,28 @@ def read_front_matter(front: str, label: str) -> dict[str, Any]:
     except MarkedYAMLError as error:
         line = (error.problem_mark.line + 2) if error.problem_mark else 1
         reason = error.problem or "invalid YAML"
-        raise ParseFailed([Problem(label, line, f"invalid YAML: {reason}")]) from None
+        fix = "check the brackets, quotes and indentation on that line, and quote a value that contains ': '"
+        raise ParseFailed([Problem(label, line, f"invalid YAML: {reason}: {fix}")]) from None
     except (YAMLError, ValueError) as error:
         # ruamel raises ValueError for impossible dates such as 2027-02-30.
-        raise ParseFailed([Problem(label, 2, f"invalid YAML value: {error}")]) from None
+        raise ParseFailed([impossible_date_problem(front, label) or Problem(label, 2, f"invalid YAML value: {error}")]) from None
 
     if not isinstance(data, CommentedMap):
         raise ParseFailed([Problem(label, 2, "the front matter must be a YAML mapping of keys to values")])
     return data
+
+
+def impossible_date_problem(front: str, label: str) -> Problem | None:
+    """Find the first date-shaped value that is not a real date, such as 2026-13-45, and describe it."""
+    for number, line in enumerate(front.split("\n")):
+        found = DATE_LINE.match(line)
+        if not found:
+            continue
+        try:
+            dt.date.fromisoformat(found.group('date'))
+        except ValueError:
+            return Problem(label, number + 2, f"invalid date {found.group('date')!r} for {found.group('key')}: use a real date as YYYY-MM-DD")
+    return None
 
 
 def duplicate_key_problem(error: DuplicateKeyError, front: str, label: str) -> Problem:
@@ -178,7 +203,8 @@ def describe_issue(issue: dict[str, Any]) -> str:
     if kind == "extra_forbidden":
         return f"unknown key {where!r}: remove it or correct its spelling"
     message = str(issue["msg"]).removeprefix("Value error, ")
-    return f"invalid {where}: {message}"
+    fix = next((text for prefix, text in TYPE_FIXES.items() if kind.startswith(prefix)), None)
+    return f"invalid {where}: {message}: {fix}" if fix else f"invalid {where}: {message}"
 
 
 def read_sections(body: str, first_line: int, label: str) -> tuple[dict[str, tuple[int, str]], list[Problem]]:

@@ -23,7 +23,7 @@ import datetime as dt
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 SAFE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,79}$")
 REQUIRED_SECTIONS = ("Key actions", "Contraindications")
@@ -115,11 +115,13 @@ class FrontMatter(Strict):
             )
         return value
 
-    @model_validator(mode="after")
-    def _review_after_last(self) -> FrontMatter:
-        if self.review_due < self.last_reviewed:
-            raise ValueError("review_due is earlier than last_reviewed")
-        return self
+    @field_validator("review_due")
+    @classmethod
+    def _review_after_last(cls, value: dt.date, info: ValidationInfo) -> dt.date:
+        last = info.data.get("last_reviewed")
+        if last is not None and value < last:
+            raise ValueError(f"{value} is earlier than last_reviewed {last}: set the next review after the last one")
+        return value
 
 
 class KeyAction(Strict):
@@ -143,6 +145,7 @@ class Protocol(Strict):
     contraindications_text: str
     path: str
     blob_sha: str | None = None  # git blob SHA of the file as read; None outside git
+    key_lines: dict[str, int] = Field(default_factory=dict)  # file line of each front-matter key
 
     @property
     def id(self) -> str:

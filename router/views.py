@@ -205,16 +205,22 @@ def counted(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
+def valid_protocols(library: Library) -> int:
+    """Count the protocols read whose file has no error, such as a link to an unknown id."""
+    failed = {problem.path for problem in library.errors}
+    return sum(protocol.path not in failed for protocol in library.protocols.values())
+
+
 def check_summary(library: Library) -> str:
     errors = len(library.errors)
     warnings = len(library.problems) - errors
-    return f"{counted(len(library.protocols), 'protocol')} valid, {counted(errors, 'error')}, {counted(warnings, 'warning')}"
+    return f"{counted(valid_protocols(library), 'protocol')} valid, {counted(errors, 'error')}, {counted(warnings, 'warning')}"
 
 
 def check_json(library: Library) -> dict[str, Any]:
     return {
         "ok": not library.errors,
-        "protocols": len(library.protocols),
+        "protocols": valid_protocols(library),
         "problems": [problem_json(problem) for problem in library.problems],
     }
 

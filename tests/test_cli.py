@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import git
 import pytest
@@ -80,12 +81,14 @@ def test_check_file_sees_folder_links(tmp_path):
     folder = write_library(tmp_path / "lib", {"first.md": linked, "second.md": protocol_text("second")})
     result = invoke("check", str(folder / "first.md"))
     assert result.exit_code == 1
-    assert "unknown id 'missing'" in result.stdout
+    assert f"{folder / 'first.md'}:15: confusable_with names unknown id 'missing'" in result.stdout
+    assert "0 protocols valid, 1 error, 0 warnings" in result.stdout
 
 
 def test_check_rejects_non_protocol_file(tmp_path):
     folder = write_library(tmp_path / "lib", {"a.md": protocol_text("a")})
     (folder / "notes.txt").write_text("hello", encoding="utf-8")
+    (folder / "folder.md").mkdir()
     for name in ("notes.txt", "README.md", "absent.md"):
         result = invoke("check", str(folder / name))
         assert result.exit_code == 1
@@ -308,3 +311,27 @@ def test_log_does_not_replay_terminal_escapes(library):
     assert result.exit_code == 0
     assert "\x1b" not in result.stdout
     assert "FAKE" in result.stdout
+
+
+def test_check_reports_pipe_without_waiting(tmp_path):
+    folder = write_library(tmp_path / "lib", {"a.md": protocol_text("a")})
+    os.mkfifo(folder / "pipe.md")
+    result = invoke("check", str(folder))
+    assert result.exit_code == 1
+    assert f"{folder / 'pipe.md'}:1: not a regular file" in result.stdout
+    assert "1 protocol valid, 1 error" in result.stdout
+
+
+def test_check_names_unreadable_link_target(tmp_path):
+    files = {"first.md": protocol_text("first", confusable_with="[second]"), "second.md": "no front matter"}
+    folder = write_library(tmp_path / "lib", files)
+    result = invoke("check", str(folder / "first.md"))
+    assert result.exit_code == 1
+    assert "files left out for errors, which may define it: second.md" in result.stdout
+
+
+def test_check_rejects_self_link(tmp_path):
+    folder = write_library(tmp_path / "lib", {"a.md": protocol_text("a", confusable_with="[a]")})
+    result = invoke("check", str(folder))
+    assert result.exit_code == 1
+    assert "confusable_with names the protocol itself ('a')" in result.stdout

@@ -118,3 +118,14 @@ def test_merge_counts_baseline_disagreement() -> None:
     merged, disagreements = merge_outcomes([[outcome("w1", False)], [outcome("w1", True)]])
     assert merged[0].right is False
     assert disagreements == 1
+
+
+def test_terminal_plot_axes_stay_within_rates() -> None:
+    from probe.plots import terminal_plot
+
+    report = build_report([outcome("w1", False, DOMAIN_HIGH), outcome("r1", True, DOMAIN_HIGH)], [DOMAIN_HIGH])
+    text = terminal_plot(report)
+    assert text is not None
+    assert "1.00" in text
+    assert "2.00" not in text
+    assert "chance" in text

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
+from probe.calibration import sweep_configs
 from probe.errors import LayerRangeError
 from probe.loading import LanguageModel
 from probe.result import PerturbedRun, ProbeResult, StepResult
@@ -174,7 +175,7 @@ def test_calibrate_rejects_unreadable_runs(tiny_calibration: Path, tmp_path: Pat
     broken.write_text("{not json\n", encoding="utf-8")
     result = runner.invoke(app, ["calibrate", str(tiny_calibration), "--from-runs", str(broken)])
     assert result.exit_code == 1
-    assert "cannot read the saved runs" in result.stderr
+    assert f"{broken}:1: invalid saved run (Expecting property name enclosed in double quotes at column 2)" in result.stderr
 
 
 def test_calibrate_resume_appends_missing_items(tiny_calibration: Path, data_home: Path) -> None:
@@ -232,3 +233,56 @@ def test_calibrate_joins_saved_sweeps(tiny_calibration: Path, tmp_path: Path) ->
     data = json.loads(joined.stdout)
     assert {(score["source"], score["strength"]) for score in data["scores"]} == {("contrast", 0.3), ("contrast", 4.0), ("random", 0.3), ("random", 4.0)}
     assert data["runs"] == [str(low), str(high)]
+
+
+def test_calibrate_rejects_negative_strength(tiny_calibration: Path) -> None:
+    result = runner.invoke(app, ["calibrate", str(tiny_calibration), "--strengths", "0.3,-1"])
+    assert result.exit_code == 2
+    assert "-1 is out of range: use values from 0 to 5" in result.stderr
+
+
+def test_calibrate_resume_drops_cut_line(tiny_calibration: Path, data_home: Path) -> None:
+    first = runner.invoke(app, ["calibrate", str(tiny_calibration), *SWEEP, "--limit", "2", "--no-save"])
+    assert first.exit_code == 0, first.output
+    runs = data_home / "probe" / "calibration-runs.jsonl"
+    content = runs.read_text(encoding="utf-8")
+    runs.write_text(content[: len(content) - 40], encoding="utf-8")  # as a run killed while writing item 2
+
+    resumed = runner.invoke(app, ["calibrate", str(tiny_calibration), *SWEEP, "--resume", "--no-save"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "was cut off by a stopped run" in resumed.stderr
+    lines = runs.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 3
+    assert all(json.loads(line)["id"] for line in lines)
+
+
+def test_calibrate_join_rejects_other_items(tiny_calibration: Path, tmp_path: Path) -> None:
+    full, part = tmp_path / "full.jsonl", tmp_path / "part.jsonl"
+    for runs, limit in ((full, "3"), (part, "2")):
+        result = runner.invoke(app, ["calibrate", str(tiny_calibration), *SWEEP, "--limit", limit, "--runs", str(runs), "--no-save"])
+        assert result.exit_code == 0, result.output
+
+    joined = runner.invoke(app, ["calibrate", str(tiny_calibration), "--from-runs", str(full), "--from-runs", str(part), "--no-save"])
+    assert joined.exit_code == 1
+    assert f"{part} lacks 1 items that {full} has" in joined.stderr
+
+
+def test_calibrate_rejects_item_not_in_cases(tiny_calibration: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs.jsonl"
+    first = runner.invoke(app, ["calibrate", str(tiny_calibration), *SWEEP, "--limit", "1", "--runs", str(runs), "--no-save"])
+    assert first.exit_code == 0, first.output
+    runs.write_text(runs.read_text(encoding="utf-8").replace('"id": "a"', '"id": "zz9"'), encoding="utf-8")
+
+    result = runner.invoke(app, ["calibrate", str(tiny_calibration), "--from-runs", str(runs), "--no-save"])
+    assert result.exit_code == 1
+    assert f"{runs}:1: item 'zz9' is not in the case file" in result.stderr
+
+
+def test_calibrate_keeps_settings_when_target_missed(tiny_calibration: Path, data_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every reply counts as right, and every setting flags it, so none meets a 0 % false-positive target.
+    monkeypatch.setattr("probe.calibration.CalibrationItem.is_right", lambda self, chosen, reading: self.id != "a")
+    monkeypatch.setattr("probe.calibration.flags_by_config", lambda step, sweep: dict.fromkeys(sweep_configs(sweep), True))
+    result = runner.invoke(app, ["calibrate", str(tiny_calibration), *SWEEP, "--target-fpr", "0"])
+    assert result.exit_code == 0, result.output
+    assert "Settings not written" in result.stdout
+    assert not settings_path().exists()

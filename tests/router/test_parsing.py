@@ -135,7 +135,7 @@ def test_second_dose_line_rejected():
 
 def test_impossible_date_is_problem_not_crash():
     found = messages(protocol_text(review_due="2027-02-30"))
-    assert found and "invalid YAML value" in found[0]
+    assert found == ["demo.md:8: invalid date '2027-02-30' for review_due: use a real date as YYYY-MM-DD"]
 
 
 def test_control_character_rejected_with_line():
@@ -147,3 +147,21 @@ def test_byte_order_mark_accepted():
     protocol, problems = parse("\ufeff" + protocol_text())
     assert problems == []
     assert protocol is not None
+
+
+def test_review_before_last_reviewed_names_line():
+    found = messages(protocol_text(last_reviewed="2026-06-01", review_due="2026-01-01"))
+    assert found == ["demo.md:8: invalid review_due: 2026-01-01 is earlier than last_reviewed 2026-06-01: set the next review after the last one"]
+
+
+def test_wrong_type_message_gives_fix():
+    found = messages(protocol_text(aliases="just one alias"))
+    assert len(found) == 1
+    assert found[0].startswith("demo.md:15: invalid aliases: Input should be a valid list: write a YAML list")
+
+
+def test_key_lines_recorded():
+    protocol, _ = parse_protocol(Path("demo.md"), protocol_text())
+    assert protocol is not None
+    assert protocol.key_lines["id"] == 2
+    assert protocol.key_lines["review_due"] == 8
