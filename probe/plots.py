@@ -53,8 +53,16 @@ def write_png(report: CalibrationReport, path: Path) -> Path:
 
 
 def terminal_plot(report: CalibrationReport, width: int = 80, height: int = 22) -> str | None:
-    """Return the curves drawn with plotext 6 as colourless text, or None when there is no curve."""
+    """Return the curves drawn with plotext 6 as colourless text, or None when there is no curve.
+
+    Without colour only a few curves stay readable. With a chosen setting, only its curve and the
+    random control at its layer are drawn. The PNG has every curve.
+    """
     drawn = curves(report)
+    if report.chosen:
+        layer = report.chosen.config.layer
+        compared = {f"{report.chosen.config.source} L{layer}", f"random L{layer}"}
+        drawn = [curve for curve in drawn if curve[0] in compared]
     if not drawn:
         return None
     figure = import_package("plotext").figure
