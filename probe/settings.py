@@ -57,11 +57,14 @@ def load_settings(path: Path | None = None) -> ProbeSettings:
         return ProbeSettings()
     try:
         return ProbeSettings.model_validate(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, ValidationError) as error:
-        raise SettingsError(
-            f"probe settings file {path} is invalid ({error}): fix it, delete it to use the shipped defaults, "
-            "or run 'protocol calibrate' again"
-        ) from None
+    except ValidationError as error:
+        reason = "; ".join(f"{'.'.join(map(str, issue['loc'])) or 'file'}: {issue['msg']}" for issue in error.errors())
+    except (OSError, ValueError) as error:
+        reason = str(error)
+    raise SettingsError(
+        f"probe settings file {path} is invalid ({reason}): fix it, delete it to use the shipped defaults, "
+        "or run 'protocol calibrate' again"
+    )
 
 
 def save_settings(settings: ProbeSettings, path: Path | None = None) -> Path:

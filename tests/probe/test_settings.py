@@ -35,7 +35,15 @@ def test_round_trip(data_home: Path) -> None:
 )
 def test_invalid_file_rejected_with_fix(data_home: Path, content: str) -> None:
     settings_path().write_text(content, encoding="utf-8")
-    with pytest.raises(SettingsError, match="protocol calibrate"):
+    with pytest.raises(SettingsError, match="protocol calibrate") as raised:
+        load_settings()
+    assert "\n" not in str(raised.value)
+    assert "https://" not in str(raised.value)
+
+
+def test_invalid_value_named_in_one_line(data_home: Path) -> None:
+    settings_path().write_text('{"strength": -1}', encoding="utf-8")
+    with pytest.raises(SettingsError, match=r"\(strength: Input should be greater than or equal to 0\)"):
         load_settings()
 
 
