@@ -27,7 +27,7 @@ CHOICE_TOKENS = 48  # enough for {"protocols": [...]} with four long ids
 # sees no drug, and a rerun that reaches it counts as a flip.
 ANSWER_TOKENS = 32
 RANDOM_SEED = 0
-MAX_STRENGTH = 5.0  # a push five times the hidden state's own norm already overwhelms it
+MAX_STRENGTH = 5.0  # a loose bound: at 0.5 the push already changes many right answers (benchmarks/RESULTS-probe.md)
 
 
 class ProbeSettings(BaseModel):
