@@ -159,7 +159,7 @@ def check(
     """Validate every protocol file, or one, and report problems as path:line: message."""
     out, err = consoles()
     try:
-        loaded = views.check_file(path) if path is not None and not path.is_dir() and (path.exists() or path.suffix == ".md") else views.load_library(path or library)
+        loaded = views.load_for_check(path, library)
     except LibraryError as error:
         if json_output:
             print_json(out, {"ok": False, "error": str(error), "problems": [views.problem_json(p) for p in error.problems]})

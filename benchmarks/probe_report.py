@@ -83,11 +83,10 @@ def discordant_pairs(outcomes: list[ItemOutcome], report: CalibrationReport) -> 
 
 def best_within_target(outcomes: list[ItemOutcome], configs: list[Config], source: str) -> str:
     """Describe the most sensitive setting of one vector source whose false-positive rate meets the target."""
-    scores = [score_config(outcomes, config) for config in configs if config.source == source]
-    within = [score for score in scores if (score.false_positive_rate.value or 0.0) <= TARGET_FALSE_POSITIVE_RATE]
-    if not within:
+    scores = [score_config(outcomes, config) for config in configs]
+    best, meets = choose_config(scores, TARGET_FALSE_POSITIVE_RATE, source)
+    if best is None or not meets:
         return f"{source}: no setting within {TARGET_FALSE_POSITIVE_RATE:.0%} false positives"
-    best = max(within, key=lambda score: (score.sensitivity.value or 0.0, -(score.false_positive_rate.value or 0.0)))
     return (
         f"{source}: layer {best.config.layer}, strength {best.config.strength:g}: sensitivity {best.sensitivity.format()}, "
         f"false-positive rate {best.false_positive_rate.format()}"

@@ -267,26 +267,32 @@ class CalibrationReport:
         }
 
 
-def choose_config(scores: list[ConfigScore], target: float) -> tuple[ConfigScore | None, bool]:
-    """Choose the domain configuration with the highest sensitivity whose false-positive rate is at most `target`.
+def choose_config(scores: list[ConfigScore], target: float, source: str | None = None) -> tuple[ConfigScore | None, bool]:
+    """Choose the configuration with the highest sensitivity whose false-positive rate is at most `target`.
 
+    Only domain configurations are considered, or with `source` only that source's, random included.
     Ties go to higher precision, then to the lower strength. When none meets the target, the
     configuration with the lowest false-positive rate is returned with False. Without both right
     and wrong baseline answers neither rate is measured, and None is returned.
     """
-    domain = [
-        score
-        for score in scores
-        if score.config.source != "random" and score.sensitivity.total and score.false_positive_rate.total
-    ]
-    if not domain:
+    candidates = [score for score in scores if is_candidate(score, source)]
+    if not candidates:
         return None, False
-    within = [score for score in domain if (score.false_positive_rate.value or 0.0) <= target]
+    within = [score for score in candidates if (score.false_positive_rate.value or 0.0) <= target]
     if within:
         best = max(within, key=lambda s: (s.sensitivity.value or 0.0, s.precision.value or 0.0, -s.config.strength))
         return best, True
-    best = min(domain, key=lambda s: (s.false_positive_rate.value or 0.0, -(s.sensitivity.value or 0.0), s.config.strength))
+    best = min(candidates, key=lambda s: (s.false_positive_rate.value or 0.0, -(s.sensitivity.value or 0.0), s.config.strength))
     return best, False
+
+
+def is_candidate(score: ConfigScore, source: str | None) -> bool:
+    """Return whether a score can be chosen: of the requested source, with both rates measured."""
+    if source is None and score.config.source == "random":
+        return False
+    if source is not None and score.config.source != source:
+        return False
+    return bool(score.sensitivity.total and score.false_positive_rate.total)
 
 
 def saved_configs(outcomes: list[ItemOutcome]) -> list[Config]:

@@ -41,10 +41,11 @@ from router.paths import data_home
 LibraryOption = Annotated[Path | None, typer.Option("--library", "-l", help="Protocol library folder (default: PROTOCOL_LIBRARY, then the starter library).")]
 ModelOption = Annotated[Path | None, typer.Option("--model", "-m", help="GGUF model file (default: PROTOCOL_MODEL, then the installed default model).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+MAX_LAYER_INDEX = 1023  # a bound for typing mistakes only; the model's own layer count is checked once it loads
 
 
 def parse_numbers(text: str, kind: type, option: str, low: float, high: float) -> tuple:  # type: ignore[type-arg]
-    """Parse a comma-separated list such as "10,14,18" for a sweep option; every value must lie in [low, high]."""
+    """Parse a comma-separated list such as "10,14,18" for a sweep option. Every value must lie in [low, high]."""
     try:
         values = tuple(kind(part) for part in text.split(",") if part.strip())
     except ValueError:
@@ -109,7 +110,7 @@ def calibrate_command(
     """Run a labelled case set over a sweep of layers and strengths, report sensitivity and false-positive rate, and fix the setting."""
     out, err = consoles()
     sweep = Sweep(
-        layers=parse_numbers(layers, int, "--layers", 0, 1023),
+        layers=parse_numbers(layers, int, "--layers", 0, MAX_LAYER_INDEX),
         strengths=parse_numbers(strengths, float, "--strengths", 0.0, MAX_STRENGTH),
         sources=parse_sources(vectors),
         max_vectors=max_vectors,
@@ -166,8 +167,9 @@ def run_and_score(cases, library, model, sweep, limit, target_fpr, err, show_pro
     finished = {outcome.item_id for outcome in saved}
     pending = [item for item in items if item.id not in finished]
     language_model = load_language_model(resolve_model(model)) if pending else None
-    for layer in sweep.layers if language_model else ():
-        check_layer(layer, language_model.layer_count)
+    if language_model:
+        for layer in sweep.layers:
+            check_layer(layer, language_model.layer_count)
 
     if not resume:
         backup = keep_earlier_runs(outcomes_path)
@@ -191,7 +193,7 @@ def run_and_score(cases, library, model, sweep, limit, target_fpr, err, show_pro
 
 
 def drop_cut_line(path: Path) -> bool:
-    """Remove a last line without its newline, which only a stopped run leaves; return whether one was removed."""
+    """Remove a last line that has no newline, which only a stopped run leaves, and return whether one was removed."""
     if not path.is_file():
         return False
     content = path.read_bytes()
@@ -230,7 +232,7 @@ def check_same_sweep(saved: list[ItemOutcome], sweep: Sweep, path: Path) -> None
 def score_saved_runs(paths: list[Path], cases: Path, library: Path | None, target_fpr: float) -> tuple[CalibrationReport, int]:
     """Score the outcomes saved by earlier runs, re-reading their texts with the current rules.
 
-    Every file must hold the same items, so that each setting is scored on the same answers.
+    Every file must contain the same items, so that each setting is scored on the same answers.
     Returns the report and how many flags differ between the files (see `merge_outcomes`).
     """
     loaded = load_library(library)
@@ -248,13 +250,14 @@ def score_saved_runs(paths: list[Path], cases: Path, library: Path | None, targe
 
 
 def check_same_items(first: list[ItemOutcome], other: list[ItemOutcome], first_path: Path, other_path: Path) -> None:
-    """Raise CalibrationFileError when two runs files do not hold the same items."""
+    """Raise CalibrationFileError when two runs files do not contain the same items."""
     first_ids = {outcome.item_id for outcome in first}
     other_ids = {outcome.item_id for outcome in other}
-    for missing, holder, lacking in ((first_ids - other_ids, first_path, other_path), (other_ids - first_ids, other_path, first_path)):
+    pairs = ((first_ids - other_ids, first_path, other_path), (other_ids - first_ids, other_path, first_path))
+    for missing, complete_path, incomplete_path in pairs:
         if missing:
             raise CalibrationFileError(
-                f"{lacking} lacks {len(missing)} items that {holder} has ({', '.join(sorted(missing)[:5])}): "
+                f"{incomplete_path} is missing {len(missing)} of the items in {complete_path} ({', '.join(sorted(missing)[:5])}): "
                 "finish it with calibrate --resume --runs FILE and the same sweep, or join files over the same items"
             )
 

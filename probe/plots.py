@@ -62,7 +62,7 @@ def terminal_plot(report: CalibrationReport, width: int = 80, height: int = 22) 
     if report.chosen:
         layer = report.chosen.config.layer
         compared = {f"{report.chosen.config.source} L{layer}", f"random L{layer}"}
-        drawn = [curve for curve in drawn if curve[0] in compared]
+        drawn = [(label, points) for label, points in drawn if label in compared]
     if not drawn:
         return None
     figure = import_package("plotext").figure

@@ -205,6 +205,7 @@ def committed_blobs(state: GitState | None, folder: Path) -> dict[str, str]:
 def check_library(library: Library, today: dt.date) -> None:
     """Add the problems that only show across files: links, shared aliases, review dates."""
     protocols = library.protocols
+    left_out = left_out_note(library)
     for protocol in protocols.values():
         label = protocol.path
         line = protocol.key_lines.get("confusable_with", 2)
@@ -213,7 +214,7 @@ def check_library(library: Library, today: dt.date) -> None:
                 library.problems.append(Problem(label, line, f"confusable_with names the protocol itself ({other!r}): remove it"))
             elif other not in protocols:
                 library.problems.append(
-                    Problem(label, line, f"confusable_with names unknown id {other!r}: fix the id or add that protocol{unreadable_note(library)}")
+                    Problem(label, line, f"confusable_with names unknown id {other!r}: fix the id or add that protocol{left_out}")
                 )
             elif protocol.id not in protocols[other].meta.confusable_with:
                 library.problems.append(
@@ -236,9 +237,10 @@ def check_library(library: Library, today: dt.date) -> None:
     report_shared_aliases(library)
 
 
-def unreadable_note(library: Library) -> str:
-    """Point at files left out for errors, since one of them may be the protocol a link names."""
-    failed = sorted({problem.path for problem in library.problems if problem.severity == "error"})
+def left_out_note(library: Library) -> str:
+    """Name the files left out for errors, since one of them may define the protocol that a link names."""
+    read = {protocol.path for protocol in library.protocols.values()}
+    failed = sorted({problem.path for problem in library.errors} - read)
     if not failed:
         return ""
     return f" (files left out for errors, which may define it: {', '.join(Path(path).name for path in failed[:3])})"

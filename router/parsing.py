@@ -28,7 +28,7 @@ TYPE_FIXES = {
     "date": "write the date as YYYY-MM-DD",
     "list": "write a YAML list, such as [first, second] or one '- item' per line",
     "dict": "write a YAML mapping of keys to values",
-    "string": "write text, in quotes if it could be read as a number, date or yes/no",
+    "string_type": "write text, in quotes if it could be read as a number, date or yes/no",
     "url": "write a full address that starts with https://",
 }
 

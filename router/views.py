@@ -25,7 +25,7 @@ from router.protocol import Protocol
 from router.routing import RouteDecision, RouteIndex, load_index, route_query
 from router.service import AskResult, ask, cut_query
 
-__all__ = ["check_file", "load_library", "resolve_model"]
+__all__ = ["load_library", "resolve_model"]
 
 DEMONSTRATION_NOTICE = "Demonstration content: a clinical team must review this protocol before clinical use."
 
@@ -199,6 +199,13 @@ def print_protocol(protocol: Protocol, library: Library, out: Console) -> None:
 
 def problem_json(problem: Problem) -> dict[str, Any]:
     return {"path": problem.path, "line": problem.line, "message": problem.message, "severity": problem.severity}
+
+
+def load_for_check(path: Path | None, library: str | Path | None) -> Library:
+    """Load what `protocol check` validates: one protocol file among its folder, or a whole library."""
+    if path is not None and not path.is_dir() and (path.exists() or path.suffix == ".md"):
+        return check_file(path)
+    return load_library(path or library)
 
 
 def counted(number: int, noun: str) -> str:

@@ -335,3 +335,18 @@ def test_check_rejects_self_link(tmp_path):
     result = invoke("check", str(folder))
     assert result.exit_code == 1
     assert "confusable_with names the protocol itself ('a')" in result.stdout
+
+
+def test_check_link_note_skips_read_files(tmp_path):
+    files = {
+        "first.md": protocol_text("first", confusable_with="[missing]"),
+        "second.md": protocol_text("second", confusable_with="[absent]"),
+        "third.md": "no front matter",
+    }
+    folder = write_library(tmp_path / "lib", files)
+
+    result = invoke("check", str(folder))
+
+    assert result.exit_code == 1
+    assert result.stdout.count("which may define it: third.md)") == 2
+    assert "first.md)" not in result.stdout

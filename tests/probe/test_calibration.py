@@ -129,3 +129,11 @@ def test_terminal_plot_axes_stay_within_rates() -> None:
     assert "1.00" in text
     assert "2.00" not in text
     assert "chance" in text
+
+
+def test_choose_config_for_random_source() -> None:
+    scores = [score_config(OUTCOMES, config) for config in CONFIGS]
+    chosen, meets = choose_config(scores, 0.2, source="random")
+    assert chosen is not None
+    assert chosen.config == RANDOM_HIGH
+    assert meets is True

@@ -264,7 +264,7 @@ def test_calibrate_join_rejects_other_items(tiny_calibration: Path, tmp_path: Pa
 
     joined = runner.invoke(app, ["calibrate", str(tiny_calibration), "--from-runs", str(full), "--from-runs", str(part), "--no-save"])
     assert joined.exit_code == 1
-    assert f"{part} lacks 1 items that {full} has" in joined.stderr
+    assert f"{part} is missing 1 of the items in {full}" in joined.stderr
 
 
 def test_calibrate_rejects_item_not_in_cases(tiny_calibration: Path, tmp_path: Path) -> None:
